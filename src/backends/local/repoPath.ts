@@ -1,0 +1,82 @@
+import { realpathSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import { ERR_REPO_PATH, policyError, type GitSshdError } from '../../errors.js';
+
+export interface RepoLocation {
+  /** The canonical name: `team/app` for every spelling of it. */
+  readonly name: string;
+  /** `<repos_dir>/team/app.git`. */
+  readonly dir: string;
+}
+
+const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+const MAX_LENGTH = 255;
+const MAX_DEPTH = 20;
+
+function refuse(arg: string, why: string): GitSshdError {
+  const shown = JSON.stringify(arg.length > 100 ? `${arg.slice(0, 100)}...` : arg);
+  return policyError(ERR_REPO_PATH, `invalid repository path ${shown}: ${why}`);
+}
+
+/**
+ * Turns what the client asked for (`team/app.git`, `/team/app.git`, `~/team/app`,
+ * `team/app/`) into one canonical name and its directory, or refuses it. Only a plain
+ * charset is allowed, so nothing a client writes can climb out of the root, name a
+ * hidden directory, look like an option to git, or reach inside another repository.
+ */
+export function locateRepo(arg: string, reposDir: string): RepoLocation {
+  if (arg.includes('\0')) throw refuse(arg, 'NUL bytes are not allowed');
+  if (/[\x00-\x1f\x7f]/.test(arg)) throw refuse(arg, 'control characters are not allowed');
+  if (arg.length > MAX_LENGTH) throw refuse(arg, `longer than ${MAX_LENGTH} characters`);
+  let path = arg;
+  const rootPrefix = reposDir.endsWith(sep) ? reposDir : reposDir + sep;
+  if (path.startsWith(rootPrefix)) path = path.slice(rootPrefix.length);
+  else if (path.startsWith('~/')) path = path.slice(2);
+  else if (path.startsWith('~')) throw refuse(arg, 'home directories of other users are not repositories');
+  path = path.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (path.endsWith('.git')) path = path.slice(0, -'.git'.length);
+  if (path === '') throw refuse(arg, 'no repository named');
+  const segments = path.split('/');
+  if (segments.length > MAX_DEPTH) throw refuse(arg, `deeper than ${MAX_DEPTH} directories`);
+  for (const segment of segments) {
+    if (segment === '') throw refuse(arg, 'empty path segment');
+    if (segment === '.' || segment === '..') throw refuse(arg, `"${segment}" segments are not allowed`);
+    if (!SEGMENT.test(segment)) {
+      throw refuse(arg, 'only letters, digits, ".", "_", "-" and "/" are allowed, and no segment may start with "." or "-"');
+    }
+    if (segment.endsWith('.git') && segment !== segments[segments.length - 1]) {
+      throw refuse(arg, 'a repository cannot be inside another repository');
+    }
+    if (segment.endsWith('.lock')) throw refuse(arg, 'segments ending in ".lock" are not allowed');
+  }
+  return { name: segments.join('/'), dir: join(reposDir, ...segments.slice(0, -1), `${segments.at(-1)}.git`) };
+}
+
+function isInside(child: string, root: string): boolean {
+  return child === root || child.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+/**
+ * The names are clean, but the disk may not be: a symlink planted in the tree could point
+ * anywhere. The real path of the repository (or, for a repository not created yet, of its
+ * nearest existing ancestor) must lie inside the real repository root.
+ */
+export function assertStaysInRoot(location: RepoLocation, reposDir: string): void {
+  const root = realpathSync(reposDir);
+  let probe = location.dir;
+  for (;;) {
+    try {
+      const real = realpathSync(probe);
+      if (!isInside(real, root)) {
+        throw policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads outside the repository root`);
+      }
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      const parent = dirname(probe);
+      if (parent === probe) return;
+      probe = parent;
+    }
+  }
+}

@@ -1,0 +1,248 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import convict from 'convict';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { ERR_CONFIG, GitSshdError } from '../errors.js';
+import { parseDurationMs } from './duration.js';
+import { FORMATS, parseListenAddress } from './formats.js';
+import { SCHEMA } from './schema.js';
+import type { BackendKind, Config, ListenAddress, LogLevel, ProxyPolicy } from './types.js';
+
+export interface LoadOptions {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+}
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** Things worth a warning once a logger exists (legacy keys that are set, ...). */
+  readonly warnings: readonly string[];
+}
+
+type SchemaNode = Record<string, unknown>;
+
+const isLeaf = (node: unknown): boolean =>
+  typeof node === 'object' && node !== null && 'default' in node && 'doc' in node;
+
+function configError(message: string, cause?: unknown): GitSshdError {
+  return new GitSshdError(ERR_CONFIG, message, { cause });
+}
+
+/** `--config FILE`, `--config=FILE`, `-c FILE`, else GIT_SSHD_CONFIG, else none. */
+export function configPathFrom(argv: readonly string[], env: LoadOptions['env']): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--config' || arg === '-c') {
+      const next = argv[i + 1];
+      if (next === undefined || next === '') throw configError(`${arg} needs a file name`);
+      return next;
+    }
+    if (arg.startsWith('--config=')) return arg.slice('--config='.length);
+  }
+  return env.GIT_SSHD_CONFIG || undefined;
+}
+
+function readYaml(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw configError(`cannot read config file ${path}: ${code}`, err);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const where = err.linePos?.[0] ? `${path}:${err.linePos[0].line}:${err.linePos[0].col}` : path;
+      throw configError(`${where}: not valid YAML: ${err.message.split('\n')[0]}`, err);
+    }
+    throw configError(`${path}: not valid YAML`, err);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw configError(`${path}: the top level must be a mapping of keys, not ${Array.isArray(doc) ? 'a list' : typeof doc}`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+const show = (value: unknown): string => {
+  const text = JSON.stringify(value);
+  return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+
+/** Unknown keys and sections of the wrong shape, with the keys that are allowed there. */
+function checkKeys(doc: Record<string, unknown>, schema: SchemaNode, prefix: string, problems: string[]): void {
+  for (const [key, value] of Object.entries(doc)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const node = schema[key];
+    if (node === undefined) {
+      const allowed = Object.keys(schema).join(', ');
+      problems.push(`${path}: unknown key (value was ${show(value)}); allowed${prefix ? ` in ${prefix}` : ''}: ${allowed}`);
+      continue;
+    }
+    if (isLeaf(node)) continue;
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      problems.push(`${path}: must be a mapping with keys ${Object.keys(node as SchemaNode).join(', ')} (value was ${show(value)})`);
+      continue;
+    }
+    checkKeys(value as Record<string, unknown>, node as SchemaNode, path, problems);
+  }
+}
+
+/** Legacy keys that the file sets to something other than their default. */
+function legacyKeysSet(doc: Record<string, unknown>, schema: SchemaNode, prefix: string, out: string[]): void {
+  for (const [key, value] of Object.entries(doc)) {
+    const node = schema[key] as SchemaNode | undefined;
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (!node) continue;
+    if (isLeaf(node)) {
+      if (String(node.doc).startsWith('legacy') && value !== null && show(value) !== show(node.default)) out.push(path);
+    } else if (value && typeof value === 'object') {
+      legacyKeysSet(value as Record<string, unknown>, node, path, out);
+    }
+  }
+}
+
+const YAML11_BOOLEANS: Readonly<Record<string, boolean>> = { yes: true, on: true, true: true, no: false, off: false, false: false };
+
+/**
+ * Reads the file the way gitlab-shell's Go YAML decoder does: a null value (`sshd:` with
+ * nothing under it, or `client_alive_interval:` left empty by omnibus) keeps the
+ * default, and `yes`/`no`/`on`/`off` are booleans where a boolean is expected.
+ */
+function normalizeDoc(doc: Record<string, unknown>, schema: SchemaNode): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    const node = schema[key] as SchemaNode | undefined;
+    if (value === null && node !== undefined) continue;
+    if (node !== undefined && !isLeaf(node) && typeof value === 'object' && !Array.isArray(value)) {
+      out[key] = normalizeDoc(value as Record<string, unknown>, node);
+    } else if (node !== undefined && node.format === Boolean && typeof value === 'string') {
+      out[key] = YAML11_BOOLEANS[value.toLowerCase()] ?? value;
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function oneLine(convictMessage: string): string {
+  return convictMessage
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => line.replace(/^Error: /, ''))
+    .join('; ');
+}
+
+function durationMs(value: unknown): number {
+  return parseDurationMs(value) as number;
+}
+
+function listen(value: string): ListenAddress {
+  return parseListenAddress(value) as ListenAddress;
+}
+
+function normalizeLevel(value: string): LogLevel {
+  const level = value.toLowerCase();
+  if (level === 'warning') return 'warn';
+  if (level === 'panic') return 'fatal';
+  return level as LogLevel;
+}
+
+export function loadConfig(options: LoadOptions): LoadedConfig {
+  const source = configPathFrom(options.argv, options.env);
+  const file = source === undefined ? {} : normalizeDoc(readYaml(resolve(options.cwd, source)), SCHEMA);
+  const where = source === undefined ? 'configuration' : `configuration in ${source}`;
+
+  const problems: string[] = [];
+  checkKeys(file, SCHEMA, '', problems);
+  if (problems.length > 0) throw configError(`invalid ${where}: ${problems.join('; ')}`);
+
+  convict.addFormats(FORMATS);
+  const store = convict(SCHEMA as never, { env: { ...options.env } as NodeJS.ProcessEnv, args: [] });
+  try {
+    store.load(file);
+    store.validate({ allowed: 'strict' });
+  } catch (err) {
+    throw configError(`invalid ${where}: ${oneLine((err as Error).message)}`, err);
+  }
+  const raw = store.getProperties() as Record<string, any>;
+
+  const warnings: string[] = [];
+  const legacy: string[] = [];
+  legacyKeysSet(file, SCHEMA, '', legacy);
+  for (const key of legacy) warnings.push(`config key ${key} is accepted for compatibility and has no effect`);
+
+  const dataDir = resolve(options.cwd, raw.local.data_dir);
+  const config: Config = {
+    user: raw.user,
+    backend: String(raw.backend).toLowerCase() as BackendKind,
+    gitlabUrl: raw.gitlab_url,
+    gitlabRelativeUrlRoot: raw.gitlab_relative_url_root,
+    secret: raw.secret,
+    secretFile: raw.secret_file,
+    httpSettings: {
+      user: raw.http_settings.user,
+      password: raw.http_settings.password,
+      readTimeoutMs: (raw.http_settings.read_timeout || 300) * 1000,
+      caFile: raw.http_settings.ca_file,
+      caPath: raw.http_settings.ca_path,
+      selfSignedCert: raw.http_settings.self_signed_cert,
+    },
+    logLevel: normalizeLevel(raw.log_level),
+    logFormat: String(raw.log_format).toLowerCase() as 'json' | 'text',
+    logFile: raw.log_file,
+    auditUsernames: raw.audit_usernames,
+    sslCertDir: raw.ssl_cert_dir,
+    sshd: {
+      listen: listen(raw.sshd.listen),
+      proxyProtocol: raw.sshd.proxy_protocol,
+      proxyPolicy: String(raw.sshd.proxy_policy).toLowerCase() as ProxyPolicy,
+      proxyAllowed: raw.sshd.proxy_allowed,
+      proxyHeaderTimeoutMs: durationMs(raw.sshd.proxy_header_timeout),
+      webListen: raw.sshd.web_listen === '' ? undefined : listen(raw.sshd.web_listen),
+      concurrentSessionsLimit: raw.sshd.concurrent_sessions_limit,
+      clientAliveIntervalMs: durationMs(raw.sshd.client_alive_interval),
+      clientAliveCountMax: raw.sshd.client_alive_count_max,
+      gracePeriodMs: durationMs(raw.sshd.grace_period),
+      loginGraceTimeMs: durationMs(raw.sshd.login_grace_time),
+      readinessProbe: raw.sshd.readiness_probe,
+      livenessProbe: raw.sshd.liveness_probe,
+      hostKeyFiles: raw.sshd.host_key_files.map((file: string) => resolve(options.cwd, file)),
+      hostCertFiles: [...raw.sshd.host_cert_files, ...raw.sshd.host_key_certs],
+      trustedUserCaKeys: raw.sshd.trusted_user_ca_keys,
+      macs: raw.sshd.macs,
+      kexAlgorithms: raw.sshd.kex_algorithms,
+      ciphers: raw.sshd.ciphers,
+      publicKeyAlgorithms: raw.sshd.public_key_algorithms,
+    },
+    local: {
+      dataDir,
+      usersFile: raw.local.users_file ? resolve(options.cwd, raw.local.users_file) : resolve(dataDir, 'users.yml'),
+      usersFileExplicit: raw.local.users_file !== '',
+      reposDir: raw.local.repos_dir ? resolve(options.cwd, raw.local.repos_dir) : resolve(dataDir, 'repos'),
+    },
+    gitEnv: gitEnvFrom(options.env),
+    source,
+  };
+  return { config: deepFreeze(config), warnings };
+}
+
+function gitEnvFrom(env: LoadOptions['env']): Record<string, string> {
+  const out: Record<string, string> = { PATH: env.PATH || '/usr/local/bin:/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0' };
+  if (env.HOME) out.HOME = env.HOME;
+  if (env.TZ) out.TZ = env.TZ;
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

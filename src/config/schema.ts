@@ -1,0 +1,114 @@
+/**
+ * Every key git-sshd reads, with its default. The gitlab-shell keys keep gitlab-shell's
+ * names, meaning and defaults (so its config.yml loads unchanged); ours sit beside them.
+ * Keys that gitlab-shell still accepts but that mean nothing to an SSH daemon are
+ * declared as `legacy` so old files load; the loader says when one is set.
+ */
+const str = (doc: string, def = '', env?: string, sensitive = false) => ({
+  doc,
+  format: String,
+  default: def,
+  ...(env ? { env } : {}),
+  ...(sensitive ? { sensitive: true } : {}),
+});
+const bool = (doc: string, def: boolean, env?: string) => ({ doc, format: Boolean, default: def, ...(env ? { env } : {}) });
+const duration = (doc: string, def: string | number, env?: string) => ({
+  doc,
+  format: 'duration',
+  default: def,
+  ...(env ? { env } : {}),
+});
+const list = (doc: string, def: string[] = [], env?: string) => ({
+  doc,
+  format: 'string-list',
+  default: def,
+  ...(env ? { env } : {}),
+});
+const legacy = (doc: string, format: unknown = '*', def: unknown = null) => ({ doc: `legacy, ignored: ${doc}`, format, default: def });
+
+export const SCHEMA = {
+  user: str('The only SSH user name accepted', 'git', 'GIT_SSHD_USER'),
+  backend: { doc: 'Access backend: local or gitlab', format: 'backend', default: 'local', env: 'GIT_SSHD_BACKEND' },
+  gitlab_url: str('URL of GitLab (http, https or http+unix://)', 'http://localhost:8080', 'GITLAB_URL'),
+  gitlab_relative_url_root: str('Relative URL root of GitLab'),
+  secret: str('Shared secret with GitLab', '', 'GITLAB_SHELL_SECRET', true),
+  secret_file: str('File holding the shared secret with GitLab', '.gitlab_shell_secret'),
+  http_settings: {
+    user: str('Basic auth user for the GitLab API'),
+    password: str('Basic auth password for the GitLab API', '', undefined, true),
+    read_timeout: { doc: 'GitLab API read timeout, seconds', format: 'non-negative-int', default: 300 },
+    ca_file: str('CA file for the GitLab API'),
+    ca_path: str('CA directory for the GitLab API'),
+    self_signed_cert: legacy('self-signed certificates (use ca_file)', Boolean, false),
+  },
+  log_file: str('Log file; empty or /dev/stdout logs to standard output', '', 'GIT_SSHD_LOG_FILE'),
+  log_level: { doc: 'Log level', format: 'log-level', default: 'info', env: 'GIT_SSHD_LOG_LEVEL' },
+  log_format: { doc: 'Log format: json or text', format: 'log-format', default: 'json', env: 'GIT_SSHD_LOG_FORMAT' },
+  audit_usernames: bool('Log user names instead of key ids', false),
+  ssl_cert_dir: str('Directory of CA certificates for the GitLab API'),
+  auth_file: legacy('authorized_keys file of OpenSSH mode', String, ''),
+  gitlab_tracing: legacy('distributed tracing', String, ''),
+  git_trace_log_file: legacy('GIT_TRACE log file', String, ''),
+  metrics_log_file: legacy('metrics log of gitlab-shell < 8', String, ''),
+  repos_path: legacy('repository root of gitlab-shell < 9', String, ''),
+  custom_hooks_dir: legacy('global custom hooks of gitlab-shell < 13', String, ''),
+  custom_hook_dir: legacy('old spelling of custom_hooks_dir', String, ''),
+  gitlab_hooks: legacy('hooks of gitlab-shell < 8', Object, {}),
+  redis: legacy('Redis settings of gitlab-shell < 9', Object, {}),
+  git_annex_enabled: legacy('git-annex support of old GitLab EE', Boolean, false),
+  migration: legacy('feature migration of gitlab-shell 8', Object, {}),
+  experimental: legacy('experimental flags of gitlab-shell 8', '*', null),
+  topology_service: legacy('GitLab Cells topology service', Object, {}),
+  lfs: {
+    pure_ssh_protocol: bool('Serve git-lfs-transfer (the pure SSH LFS protocol)', false),
+  },
+  pat: {
+    enabled: bool('Allow the personal_access_token command', true),
+    allowed_scopes: list('Scopes a personal access token may be given; empty = all'),
+  },
+  sshd: {
+    listen: { doc: 'SSH listen address', format: 'listen-address', default: '[::]:2222', env: 'GIT_SSHD_LISTEN' },
+    proxy_protocol: bool('Expect PROXY protocol headers', false, 'GIT_SSHD_PROXY_PROTOCOL'),
+    proxy_policy: { doc: 'PROXY header policy', format: 'proxy-policy', default: 'use' },
+    proxy_allowed: list('Sources allowed to send PROXY headers (IPs, CIDRs)'),
+    proxy_header_timeout: duration('Wait this long for a PROXY header', '500ms'),
+    web_listen: {
+      doc: 'Monitoring listen address; empty turns it off',
+      format: 'optional-listen-address',
+      default: 'localhost:9122',
+      env: 'GIT_SSHD_WEB_LISTEN',
+    },
+    concurrent_sessions_limit: { doc: 'Sessions per connection', format: 'positive-int', default: 10 },
+    client_alive_interval: duration('Keepalive interval; 0 turns keepalives off', '15s'),
+    client_alive_count_max: {
+      doc: 'Unanswered keepalives before a client is dropped',
+      format: 'positive-int',
+      default: 3,
+    },
+    grace_period: duration('Drain time after SIGTERM', '10s', 'GIT_SSHD_GRACE_PERIOD'),
+    login_grace_time: duration('Time to authenticate; 0 = no limit', '60s'),
+    readiness_probe: { doc: 'Readiness path', format: 'http-path', default: '/start' },
+    liveness_probe: { doc: 'Liveness path', format: 'http-path', default: '/health' },
+    host_key_files: list('Host private key files; empty = generated keys in local.data_dir', [], 'GIT_SSHD_HOST_KEY_FILES'),
+    host_cert_files: list('Host certificates'),
+    host_key_certs: list('Host certificates (the name omnibus and config.yml.example write)'),
+    host_key_algorithms: legacy('pre-release name of public_key_algorithms', Array, []),
+    env: legacy('environment of the omnibus service', '*', null),
+    trusted_user_ca_keys: list('CA keys for user certificates'),
+    macs: list('MAC algorithms; empty = defaults'),
+    kex_algorithms: list('Key exchange algorithms; empty = defaults'),
+    ciphers: list('Ciphers; empty = defaults'),
+    public_key_algorithms: list('Host key signature algorithms; empty = defaults'),
+    gssapi: {
+      enabled: legacy('GSSAPI authentication (not supported)', Boolean, false),
+      libpath: legacy('GSSAPI library', String, ''),
+      keytab: legacy('GSSAPI keytab', String, ''),
+      service_principal_name: legacy('GSSAPI principal', String, ''),
+    },
+  },
+  local: {
+    data_dir: str('Directory of the embedded backend', './data', 'GIT_SSHD_DATA_DIR'),
+    users_file: str('Users, keys and access; default <data_dir>/users.yml', '', 'GIT_SSHD_USERS_FILE'),
+    repos_dir: str('Bare repositories; default <data_dir>/repos', '', 'GIT_SSHD_REPOS_DIR'),
+  },
+};

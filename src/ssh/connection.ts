@@ -1,0 +1,160 @@
+import type { Socket } from 'node:net';
+import type { Connection as Ssh2Connection } from 'ssh2';
+import type { AccessBackend } from '../backends/backend.js';
+import type { GitTransport } from '../git/transport.js';
+import type { Logger } from '../logging/logger.js';
+import { PublicKeyAuth, type AuthOutcome } from './auth.js';
+import { Session, type SessionRecord } from './session.js';
+
+export interface ConnectionOptions {
+  readonly client: Ssh2Connection;
+  readonly socket: Socket;
+  readonly user: string;
+  readonly concurrentSessionsLimit: number;
+  readonly backend: AccessBackend;
+  readonly transport: GitTransport;
+  /** Child logger carrying the correlation id and client address. */
+  readonly log: Logger;
+  readonly correlationId: string;
+  readonly clientVersion: string;
+  /** Aborted to stop this connection and everything it runs. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One authenticated-or-not SSH connection: authentication, the channel loop with its
+ * session limit, and the one summary line logged when it ends.
+ */
+export class Connection {
+  private readonly options: ConnectionOptions;
+  private readonly abort = new AbortController();
+  private readonly auth: PublicKeyAuth;
+  private readonly sessions = new Set<Promise<SessionRecord | undefined>>();
+  private readonly records: SessionRecord[] = [];
+  private readonly authOutcomes: AuthOutcome[] = [];
+  private readonly startedAt = performance.now();
+  private negotiated: Record<string, string> = {};
+  private closeReason: string | undefined;
+  readonly closed: Promise<void>;
+
+  constructor(options: ConnectionOptions) {
+    this.options = options;
+    const { client, log } = options;
+    this.auth = new PublicKeyAuth({ user: options.user, backend: options.backend, log, signal: this.abort.signal });
+    const onStop = (): void => this.stop('server stopping');
+    options.signal.addEventListener('abort', onStop, { once: true });
+
+    this.closed = new Promise((resolve) => {
+      client.on('close', () => {
+        options.signal.removeEventListener('abort', onStop);
+        this.abort.abort(new Error('connection closed'));
+        void Promise.allSettled(this.sessions).then(() => {
+          this.logSummary();
+          resolve();
+        });
+      });
+    });
+
+    client.on('error', (err: Error & { level?: string }) => {
+      this.closeReason ??= err.level === 'client-timeout' ? 'keepalive timeout' : err.message;
+      log.debug({ err: { message: err.message, level: err.level } }, 'connection error');
+    });
+    client.on('handshake', (negotiated) => {
+      this.negotiated = {
+        kex: negotiated.kex,
+        host_key: negotiated.serverHostKey,
+        cipher: negotiated.cs.cipher,
+        mac: negotiated.cs.mac,
+      };
+      log.debug(this.negotiated, 'handshake done');
+    });
+    client.on('authentication', (ctx) => {
+      this.auth.handle(ctx).then(
+        (outcome) => {
+          this.authOutcomes.push(outcome);
+          log.debug({ method: ctx.method, outcome }, 'authentication attempt');
+        },
+        (err: unknown) => {
+          log.error({ err }, 'authentication failed unexpectedly');
+          ctx.reject();
+        },
+      );
+    });
+    client.on('ready', () => {
+      const identity = this.auth.identity;
+      log.info({ user: identity?.username, key_fingerprint: identity?.keyFingerprint }, 'authenticated');
+    });
+    client.on('session', (accept, reject) => this.openSession(accept, reject));
+    client.on('tcpip', (_accept, reject, info) => {
+      log.info({ dest: `${info.destIP}:${info.destPort}` }, 'refused port forwarding');
+      reject();
+    });
+    client.on('openssh.streamlocal', (_accept, reject) => {
+      log.info('refused unix socket forwarding');
+      reject();
+    });
+    client.on('request', (_accept, reject, name) => {
+      log.info({ request: name }, 'refused global request');
+      reject?.();
+    });
+  }
+
+  private openSession(accept: () => import('ssh2').Session, reject: () => void): void {
+    const identity = this.auth.identity;
+    if (!identity || this.abort.signal.aborted) return reject();
+    if (this.sessions.size >= this.options.concurrentSessionsLimit) {
+      this.options.log.warn({ limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
+      return reject();
+    }
+    const session = new Session({
+      session: accept(),
+      identity,
+      backend: this.options.backend,
+      transport: this.options.transport,
+      log: this.options.log,
+      signal: this.abort.signal,
+      correlationId: this.options.correlationId,
+    });
+    const done = session.done.then((record) => {
+      this.sessions.delete(done);
+      if (record) this.records.push(record);
+      return record;
+    });
+    this.sessions.add(done);
+  }
+
+  /** Ends the connection now: sessions are aborted, their git processes killed. */
+  stop(reason: string): void {
+    this.closeReason ??= reason;
+    this.abort.abort(new Error(reason));
+    this.options.client.end();
+  }
+
+  private logSummary(): void {
+    const identity = this.auth.identity;
+    const { socket } = this.options;
+    this.options.log.info(
+      {
+        user: identity?.username,
+        key_fingerprint: identity?.keyFingerprint,
+        client_version: this.options.clientVersion,
+        ...this.negotiated,
+        auth: identity ? 'success' : (this.authOutcomes.at(-1) ?? 'none'),
+        sessions: this.records.map((record) => ({
+          command: record.command,
+          repo: record.repo,
+          exit_status: record.exitStatus,
+          bytes_in: record.bytesIn,
+          bytes_out: record.bytesOut,
+          duration_ms: record.durationMs,
+          ...(record.error ? { error: record.error } : {}),
+        })),
+        bytes_in: socket.bytesRead,
+        bytes_out: socket.bytesWritten,
+        duration_ms: Math.round(performance.now() - this.startedAt),
+        ...(this.closeReason ? { close_reason: this.closeReason } : {}),
+      },
+      'connection closed',
+    );
+  }
+}

@@ -1,0 +1,108 @@
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ssh2, { type ParsedKey } from 'ssh2';
+import { ERR_HOST_KEYS, GitSshdError } from '../../errors.js';
+import type { Logger } from '../../logging/logger.js';
+import { fingerprint } from '../fingerprint.js';
+import { toSsh2Readable } from './pkcs8.js';
+
+const { utils } = ssh2;
+
+export interface HostKey {
+  readonly path: string;
+  readonly type: string;
+  readonly fingerprint: string;
+  /** What ssh2's Server takes in `hostKeys`. */
+  readonly privateKey: Buffer;
+}
+
+/** OpenSSH's own set, so clients that pinned any one of them keep working. */
+const GENERATED = [
+  { name: 'ssh_host_ed25519_key', type: 'ed25519', options: {} },
+  { name: 'ssh_host_ecdsa_key', type: 'ecdsa', options: { bits: 256 } },
+  { name: 'ssh_host_rsa_key', type: 'rsa', options: { bits: 3072 } },
+] as const;
+
+export interface HostKeyOptions {
+  /** Files the operator listed; never generated. Empty: the embedded default. */
+  readonly files: readonly string[];
+  readonly dataDir: string;
+  readonly log: Logger;
+}
+
+function readHostKey(path: string): HostKey {
+  const data = toSsh2Readable(readFileSync(path));
+  const parsed = utils.parseKey(data);
+  if (parsed instanceof Error) throw parsed;
+  const key = (Array.isArray(parsed) ? parsed[0] : parsed) as ParsedKey | undefined;
+  if (!key) throw new Error('no key in file');
+  if (!key.isPrivateKey()) throw new Error('not a private key');
+  return { path, type: key.type, fingerprint: fingerprint(key.getPublicSSH()), privateKey: data };
+}
+
+function warnIfExposed(path: string, log: Logger): void {
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    log.warn({ path, mode: mode.toString(8) }, 'host key file is readable by group or others');
+  }
+}
+
+/** Writes a key once: `wx` fails if another process created it first, and we then read theirs. */
+function generate(path: string, type: (typeof GENERATED)[number], log: Logger): void {
+  const pair = utils.generateKeyPairSync(type.type as 'ed25519', type.options as never);
+  try {
+    writeFileSync(path, pair.private, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  chmodSync(path, 0o600);
+  writeFileSync(`${path}.pub`, `${pair.public} git-sshd\n`, { mode: 0o644 });
+  log.info({ path, type: type.type }, 'generated host key');
+}
+
+/**
+ * Loads the host keys. Keys the operator listed are never generated: an unreadable one
+ * is logged and skipped. The embedded default generates what is missing in the data
+ * directory once and reuses it on every later start. No key at all stops the process.
+ */
+export function loadHostKeys(options: HostKeyOptions): HostKey[] {
+  const { log } = options;
+  let paths: string[];
+  if (options.files.length > 0) {
+    paths = [...options.files];
+  } else {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    paths = GENERATED.map((type) => {
+      const path = join(options.dataDir, type.name);
+      try {
+        statSync(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        generate(path, type, log);
+      }
+      return path;
+    });
+  }
+
+  const keys: HostKey[] = [];
+  for (const path of paths) {
+    try {
+      const key = readHostKey(path);
+      warnIfExposed(path, log);
+      if (keys.some((other) => other.type === key.type)) {
+        log.warn({ path, type: key.type }, 'skipped host key: another key of the same type is already loaded');
+        continue;
+      }
+      keys.push(key);
+      log.info({ path, type: key.type, fingerprint: key.fingerprint }, 'loaded host key');
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      log.error({ path, reason }, 'skipped host key that could not be loaded');
+    }
+  }
+  if (keys.length === 0) {
+    throw new GitSshdError(ERR_HOST_KEYS, `no usable host key among ${paths.join(', ')}`);
+  }
+  return keys;
+}
