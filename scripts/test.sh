@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs on a fresh Debian machine (as root), builds,
+# type-checks, then runs unit tests (src/**/*.test.ts) and integration tests (test/*.test.ts)
+# with node's test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+  else
+    echo "missing tools: ${missing[*]} (install them, or run as root on Debian)" >&2
+    exit 1
+  fi
+fi
+
+[ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
+
+npm run --silent build
+npm run --silent typecheck
+
+mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+exec node --import tsx --test --test-concurrency=2 "${files[@]}"

@@ -1,0 +1,101 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface ClientKey {
+  readonly path: string;
+  readonly publicLine: string;
+}
+
+/** A fresh key pair made by OpenSSH's ssh-keygen, as a user would make one. */
+export function makeKey(type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519', dir = mkdtempSync(join(tmpdir(), 'git-sshd-key-'))): ClientKey {
+  const path = join(dir, `id_${type}`);
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', `${type}@test`, '-f', path]);
+  return { path, publicLine: readFileSync(`${path}.pub`, 'utf8').trim() };
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The OpenSSH client options every test uses: no user config, no host key prompts. */
+export function sshArgs(key: ClientKey, port: number, extra: string[] = []): string[] {
+  return [
+    '-F', '/dev/null',
+    '-i', key.path,
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'IdentityAgent=none',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'LogLevel=ERROR',
+    '-o', 'ConnectTimeout=10',
+    '-p', String(port),
+    ...extra,
+  ];
+}
+
+export function sshCommand(key: ClientKey, port: number): string {
+  return ['ssh', ...sshArgs(key, port)].join(' ');
+}
+
+export function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** `ssh git@127.0.0.1 <command>` with the stock OpenSSH client. */
+export function ssh(key: ClientKey, port: number, command: string[] = [], extra: string[] = [], user = 'git'): Promise<RunResult> {
+  return run('ssh', [...sshArgs(key, port, extra), `${user}@127.0.0.1`, ...command]);
+}
+
+/** git with GIT_SSH_COMMAND pointing at our server's key and port. */
+export function git(key: ClientKey, port: number, args: string[], cwd?: string): Promise<RunResult> {
+  return run('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', '-c', 'init.defaultBranch=main', ...args], {
+    ...(cwd ? { cwd } : {}),
+    env: { GIT_SSH_COMMAND: sshCommand(key, port), GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
+    timeoutMs: 300_000,
+  });
+}
+
+export function url(port: number, repo: string): string {
+  return `ssh://git@127.0.0.1:${port}/${repo}`;
+}
+
+/** Git's own plumbing, locally (no SSH): to inspect repositories on disk. */
+export function gitLocal(args: string[], cwd?: string): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1' } }).trim();
+}
+
+/** A local work tree with one commit, ready to push. */
+export function makeWorkTree(files: Record<string, string> = { 'README.md': 'hello\n' }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'git-sshd-work-'));
+  gitLocal(['init', '-q', '-b', 'main', dir]);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  gitLocal(['add', '.'], dir);
+  gitLocal(['-c', 'user.name=Test', '-c', 'user.email=test@example.com', 'commit', '-q', '-m', 'first'], dir);
+  return dir;
+}

@@ -1,0 +1,162 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const MAIN = join(ROOT, 'dist', 'main.js');
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface UserSpec {
+  name: string;
+  keys: string[];
+  access?: Record<string, string>;
+}
+
+export interface StartOptions {
+  users?: UserSpec[];
+  /** Extra config merged into the generated config.yml (nested objects merge one level). */
+  config?: Record<string, unknown>;
+  /** Reuse a data directory (to test restarts). */
+  dir?: string;
+  env?: Record<string, string>;
+}
+
+/** A git-sshd process started from dist/ on 127.0.0.1 and a free port, with a temp data dir. */
+export class TestServer {
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  port = 0;
+  private exitCode: number | null | undefined;
+  private readonly waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly dir: string,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((done) => child.on('exit', (code) => {
+      this.exitCode = code;
+      done(code);
+    }));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { level: 'raw', msg: text };
+      }
+      this.logs.push(line);
+      for (const waiter of [...this.waiters]) {
+        if (waiter.match(line)) {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
+      }
+    });
+    createInterface({ input: child.stderr! }).on('line', (text) => this.stderr.push(text));
+  }
+
+  get dataDir(): string {
+    return join(this.dir, 'data');
+  }
+
+  get reposDir(): string {
+    return join(this.dir, 'data', 'repos');
+  }
+
+  get usersFile(): string {
+    return join(this.dir, 'data', 'users.yml');
+  }
+
+  /** The config.yml this server was started with. */
+  get configFile(): string {
+    return join(this.dir, 'config.yml');
+  }
+
+  /** A position in the log, for `waitForLogSince`. */
+  mark(): number {
+    return this.logs.length;
+  }
+
+  /** Like `waitForLog`, but only lines logged at or after `mark` count. */
+  waitForLogSince(mark: number, match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    return this.waitForLog((line) => this.logs.indexOf(line) >= mark && match(line), timeoutMs);
+  }
+
+  static async start(options: StartOptions = {}): Promise<TestServer> {
+    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'git-sshd-test-'));
+    const configFile = join(dir, 'config.yml');
+    const base: Record<string, any> = {
+      user: 'git',
+      log_level: 'debug',
+      sshd: { listen: '127.0.0.1:0', web_listen: '', grace_period: '2s' },
+      local: { data_dir: join(dir, 'data') },
+    };
+    for (const [key, value] of Object.entries(options.config ?? {})) {
+      base[key] = value && typeof value === 'object' && !Array.isArray(value) ? { ...base[key], ...value } : value;
+    }
+    writeFileSync(configFile, stringify(base));
+    if (options.users) writeUsers(join(dir, 'data', 'users.yml'), options.users);
+    const child = spawn(process.execPath, [MAIN, '--config', configFile], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const server = new TestServer(dir, child);
+    const listening = await Promise.race([
+      server.waitForLog((line) => line.msg === 'listening', 20_000),
+      server.exited.then((code) => {
+        throw new Error(`server exited with ${code} before listening: ${server.stderr.join('\n')}`);
+      }),
+    ]);
+    server.port = listening.port as number;
+    return server;
+  }
+
+  /** Resolves with the first log line (already seen or still to come) that matches. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const seen = this.logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        match,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+    });
+  }
+
+  /** The `connection closed` summaries logged so far. */
+  summaries(): LogLine[] {
+    return this.logs.filter((line) => line.msg === 'connection closed');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.exitCode === undefined) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function writeUsers(file: string, users: UserSpec[]): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, stringify({ users: users.map((user) => ({ name: user.name, keys: user.keys, access: user.access ?? {} })) }));
+}
