@@ -13,9 +13,17 @@ export function parseListenAddress(value: string): ListenAddress | undefined {
   return { host, port };
 }
 
+/**
+ * convict appends ": value was X" itself, but only for truthy values; for 0, false and ""
+ * the message says it, so that every error names the value.
+ */
+function invalid(message: string, value: unknown): Error {
+  return new Error(value ? message : `${message}: value was ${JSON.stringify(value)}`);
+}
+
 function listenAddress(value: unknown): void {
   if (typeof value !== 'string' || parseListenAddress(value) === undefined) {
-    throw new Error('must be an address "host:port", "[ipv6]:port" or ":port" with a port from 0 to 65535');
+    throw invalid('must be an address "host:port", "[ipv6]:port" or ":port" with a port from 0 to 65535', value);
   }
 }
 
@@ -24,18 +32,23 @@ function caseInsensitiveEnum(name: string, allowed: readonly string[]) {
     name,
     validate(value: unknown): void {
       if (typeof value !== 'string' || !allowed.includes(value.toLowerCase())) {
-        throw new Error(`must be one of ${allowed.join(', ')} (case-insensitive)`);
+        throw invalid(`must be one of ${allowed.join(', ')} (case-insensitive)`, value);
       }
     },
     coerce: (value: string) => value,
   };
 }
 
+/** Keeps a non-numeric string as it is, so the error can show what was written. */
+function integerOrAsIs(value: string): number | string {
+  return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
 /** Formats shared by the schema; registered on a convict instance by the loader. */
 export const FORMATS = {
   duration: {
     validate(value: unknown): void {
-      if (parseDurationMs(value) === undefined) throw new Error(`must be ${DURATION_HELP}`);
+      if (parseDurationMs(value) === undefined) throw invalid(`must be ${DURATION_HELP}`, value);
     },
     coerce: (value: string): string => value,
   },
@@ -49,7 +62,7 @@ export const FORMATS = {
   'string-list': {
     validate(value: unknown): void {
       if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-        throw new Error('must be a list of strings');
+        throw invalid('must be a list of strings', value);
       }
     },
     coerce: (value: string): string[] =>
@@ -57,20 +70,20 @@ export const FORMATS = {
   },
   'positive-int': {
     validate(value: unknown): void {
-      if (!Number.isInteger(value) || (value as number) < 1) throw new Error('must be an integer of 1 or more');
+      if (!Number.isInteger(value) || (value as number) < 1) throw invalid('must be an integer of 1 or more', value);
     },
-    coerce: (value: string): number => Number(value),
+    coerce: integerOrAsIs,
   },
   'non-negative-int': {
     validate(value: unknown): void {
-      if (!Number.isInteger(value) || (value as number) < 0) throw new Error('must be an integer of 0 or more');
+      if (!Number.isInteger(value) || (value as number) < 0) throw invalid('must be an integer of 0 or more', value);
     },
-    coerce: (value: string): number => Number(value),
+    coerce: integerOrAsIs,
   },
   'http-path': {
     validate(value: unknown): void {
       if (typeof value !== 'string' || !/^\/[\x21-\x7e]*$/.test(value)) {
-        throw new Error('must be an HTTP path starting with "/"');
+        throw invalid('must be an HTTP path starting with "/"', value);
       }
     },
   },

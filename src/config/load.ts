@@ -57,7 +57,7 @@ function readYaml(path: string): Record<string, unknown> {
   } catch (err) {
     if (err instanceof YAMLParseError) {
       const where = err.linePos?.[0] ? `${path}:${err.linePos[0].line}:${err.linePos[0].col}` : path;
-      throw configError(`${where}: not valid YAML: ${err.message.split('\n')[0]}`, err);
+      throw configError(`${where}: not valid YAML: ${(err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`, err);
     }
     throw configError(`${path}: not valid YAML`, err);
   }
