@@ -84,6 +84,8 @@ export class PublicKeyAuth {
       if (this.lookups.size >= MAX_KEYS_PER_CONNECTION) return Promise.resolve(undefined);
       found = this.options.backend.identify(publicKey, this.options.signal);
       this.lookups.set(id, found);
+      // A failed lookup (backend down) is not an answer: let the next attempt ask again.
+      found.catch(() => this.lookups.delete(id));
     }
     return found;
   }

@@ -137,6 +137,12 @@ export class TestServer {
     });
   }
 
+  /** Like waitForLog, but only for lines logged from now on. */
+  nextLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const seen = this.logs.length;
+    return this.waitForLog((line) => this.logs.indexOf(line) >= seen && match(line), timeoutMs);
+  }
+
   /** The `connection closed` summaries logged so far. */
   summaries(): LogLine[] {
     return this.logs.filter((line) => line.msg === 'connection closed');
