@@ -98,7 +98,7 @@ export const SCHEMA = {
     macs: list('MAC algorithms; empty = defaults'),
     kex_algorithms: list('Key exchange algorithms; empty = defaults'),
     ciphers: list('Ciphers; empty = defaults'),
-    public_key_algorithms: list('Host key signature algorithms; empty = defaults'),
+    public_key_algorithms: list('User key algorithms accepted for authentication; empty = all supported'),
     gssapi: {
       enabled: legacy('GSSAPI authentication (not supported)', Boolean, false),
       libpath: legacy('GSSAPI library', String, ''),

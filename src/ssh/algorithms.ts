@@ -23,8 +23,5 @@ export function buildAlgorithms(sshd: Config['sshd']): Algorithms {
   };
   if (sshd.kexAlgorithms.length > 0) algorithms.kex = [...sshd.kexAlgorithms] as Algorithms['kex'];
   if (sshd.macs.length > 0) algorithms.hmac = [...sshd.macs] as Algorithms['hmac'];
-  if (sshd.publicKeyAlgorithms.length > 0) {
-    algorithms.serverHostKey = [...sshd.publicKeyAlgorithms] as Algorithms['serverHostKey'];
-  }
   return algorithms;
 }

@@ -52,6 +52,9 @@ function signed(key: ParsedKey, blob: Buffer, data: Buffer, extra: Record<string
 
 const log = pino({ level: 'silent' });
 
+/** Read through a function: an earlier `assert.equal(auth.identity, undefined)` narrows the property. */
+const currentUser = (auth: PublicKeyAuth): string | undefined => auth.identity?.username;
+
 describe('public key authentication', () => {
   test('a query and then a signature for the same key cost one backend lookup', async () => {
     const { priv, blob } = keyPair();
@@ -64,7 +67,7 @@ describe('public key authentication', () => {
     const data = Buffer.from('session-bound data');
     const attempt = signed(priv, blob, data);
     assert.equal(await auth.handle(attempt.ctx), 'accepted');
-    assert.equal(auth.identity?.username, 'alice');
+    assert.equal(currentUser(auth), 'alice');
     assert.equal(backend.lookups, 1);
   });
 
@@ -102,6 +105,14 @@ describe('public key authentication', () => {
     assert.equal(backend.lookups, 0);
     const stranger = keyPair();
     assert.equal(await auth.handle(signed(stranger.priv, stranger.blob, Buffer.from('d')).ctx), 'unknown_key');
+  });
+
+  test('keys of an algorithm outside sshd.public_key_algorithms are refused before any lookup', async () => {
+    const { priv, blob } = keyPair();
+    const backend = new CountingBackend(blob);
+    const auth = new PublicKeyAuth({ user: 'git', allowedAlgorithms: ['rsa-sha2-256'], backend, log, signal: new AbortController().signal });
+    assert.equal(await auth.handle(signed(priv, blob, Buffer.from('d')).ctx), 'algorithm_not_allowed');
+    assert.equal(backend.lookups, 0);
   });
 
   test('a backend failure refuses the key instead of crashing', async () => {

@@ -10,6 +10,7 @@ export type AuthOutcome =
   | 'wrong_user'
   | 'method_not_allowed'
   | 'unknown_key'
+  | 'algorithm_not_allowed'
   | 'bad_signature'
   | 'backend_error';
 
@@ -18,6 +19,8 @@ const MAX_KEYS_PER_CONNECTION = 16;
 
 export interface PublicKeyAuthOptions {
   readonly user: string;
+  /** User key algorithms accepted (`sshd.public_key_algorithms`); empty = all ssh2 supports. */
+  readonly allowedAlgorithms?: readonly string[];
   readonly backend: AccessBackend;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -52,6 +55,11 @@ export class PublicKeyAuth {
       return 'method_not_allowed';
     }
     const pk = ctx as PublicKeyAuthContext;
+    const allowed = this.options.allowedAlgorithms ?? [];
+    if (allowed.length > 0 && !allowed.includes(signatureAlgorithm(pk))) {
+      pk.reject(['publickey']);
+      return 'algorithm_not_allowed';
+    }
     let identity: Identity | undefined;
     try {
       identity = await this.lookup(pk.key.data);
@@ -89,6 +97,14 @@ export class PublicKeyAuth {
     }
     return found;
   }
+}
+
+/** ssh2 reports RSA keys as `ssh-rsa` with a hash; the wire name tells SHA-1 from SHA-2. */
+function signatureAlgorithm(ctx: PublicKeyAuthContext): string {
+  if (ctx.key.algo !== 'ssh-rsa') return ctx.key.algo;
+  if (ctx.hashAlgo === 'sha256') return 'rsa-sha2-256';
+  if (ctx.hashAlgo === 'sha512') return 'rsa-sha2-512';
+  return 'ssh-rsa';
 }
 
 function verify(ctx: PublicKeyAuthContext): boolean {

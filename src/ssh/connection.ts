@@ -10,6 +10,7 @@ export interface ConnectionOptions {
   readonly client: Ssh2Connection;
   readonly socket: Socket;
   readonly user: string;
+  readonly publicKeyAlgorithms: readonly string[];
   readonly concurrentSessionsLimit: number;
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
@@ -40,7 +41,7 @@ export class Connection {
   constructor(options: ConnectionOptions) {
     this.options = options;
     const { client, log } = options;
-    this.auth = new PublicKeyAuth({ user: options.user, backend: options.backend, log, signal: this.abort.signal });
+    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, signal: this.abort.signal });
     const onStop = (): void => this.stop('server stopping');
     options.signal.addEventListener('abort', onStop, { once: true });
 

@@ -97,6 +97,7 @@ export class SshServer {
       client,
       socket,
       user: this.options.config.user,
+      publicKeyAlgorithms: this.options.config.sshd.publicKeyAlgorithms,
       concurrentSessionsLimit: this.options.config.sshd.concurrentSessionsLimit,
       backend: this.options.backend,
       transport: this.options.transport,
