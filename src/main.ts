@@ -75,6 +75,18 @@ function main(): void {
     process.exit(EXIT_CONFIG);
   }
   const log = createLogger(loaded.config);
+  // Every socket, connection and channel has its own error listener; reaching these means
+  // a bug. Log it with its stack, then exit so that the orchestrator restarts us clean.
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    log.flush();
+    process.exit(EXIT_START);
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: reason }, 'unhandled promise rejection');
+    log.flush();
+    process.exit(EXIT_START);
+  });
   start(loaded.config, loaded.warnings, log).catch((err: unknown) => {
     const message = err instanceof GitSshdError ? err.message : (err as Error).message;
     log.fatal({ err }, 'cannot start');
