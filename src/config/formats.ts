@@ -39,6 +39,18 @@ function caseInsensitiveEnum(name: string, allowed: readonly string[]) {
   };
 }
 
+const BOOLEAN_WORDS: Readonly<Record<string, boolean>> = {
+  true: true, yes: true, on: true, '1': true,
+  false: false, no: false, off: false, '0': false,
+};
+
+/** yes/no/on/off/1/0 as booleans (env vars and YAML 1.1 files); anything else stays, to be refused. */
+export function booleanOrAsIs(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const word = BOOLEAN_WORDS[value.trim().toLowerCase()];
+  return word === undefined ? value : word;
+}
+
 /** Keeps a non-numeric string as it is, so the error can show what was written. */
 function integerOrAsIs(value: string): number | string {
   return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
@@ -51,6 +63,12 @@ export const FORMATS = {
       if (parseDurationMs(value) === undefined) throw invalid(`must be ${DURATION_HELP}`, value);
     },
     coerce: (value: string): string => value,
+  },
+  boolean: {
+    validate(value: unknown): void {
+      if (typeof value !== 'boolean') throw invalid('must be true or false (yes/no and on/off also work)', value);
+    },
+    coerce: booleanOrAsIs,
   },
   'listen-address': { validate: listenAddress },
   'optional-listen-address': {

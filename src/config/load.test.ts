@@ -168,6 +168,13 @@ describe('loadConfig sources', () => {
     assert.deepEqual(config.sshd.listen, { host: '127.0.0.1', port: 2022 });
   });
 
+  test('"0", "no" and "off" in a boolean environment variable mean false', () => {
+    for (const value of ['0', 'no', 'off', 'false']) {
+      const { config } = loadConfig({ argv: [], env: { GIT_SSHD_PROXY_PROTOCOL: value }, cwd: dir });
+      assert.equal(config.sshd.proxyProtocol, false, `GIT_SSHD_PROXY_PROTOCOL=${value}`);
+    }
+  });
+
   test('the returned config is deeply frozen', () => {
     const { config } = loadConfig({ argv: [], env: {}, cwd: dir });
     assert.ok(Object.isFrozen(config));
@@ -274,8 +281,8 @@ describe('loadConfig errors', () => {
     );
   });
 
-  test('a value of the wrong type names the key', () => {
-    assertConfigError(() => loadText('sshd:\n  concurrent_sessions_limit: "many"\n'), 'sshd.concurrent_sessions_limit');
+  test('a value of the wrong type names the key and the value', () => {
+    assertConfigError(() => loadText('sshd:\n  concurrent_sessions_limit: "many"\n'), 'sshd.concurrent_sessions_limit', '"many"');
     assertConfigError(() => loadText('user: [git]\n'), 'user', 'String');
   });
 
@@ -289,8 +296,8 @@ describe('loadConfig errors', () => {
     assertConfigError(() => loadText('"foo\\nbar": 1\n'), 'unknown key');
   });
 
-  test('impossible values name the key', () => {
-    assertConfigError(() => loadText('sshd:\n  concurrent_sessions_limit: 0\n'), 'sshd.concurrent_sessions_limit');
+  test('impossible values name the key and the value', () => {
+    assertConfigError(() => loadText('sshd:\n  concurrent_sessions_limit: 0\n'), 'sshd.concurrent_sessions_limit', 'value was 0');
     assertConfigError(() => loadText('sshd:\n  grace_period: "-5s"\n'), 'sshd.grace_period', '-5s');
     assertConfigError(() => loadText('sshd:\n  listen: "nonsense"\n'), 'sshd.listen', 'nonsense');
   });

@@ -4,7 +4,7 @@ import convict from 'convict';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ERR_CONFIG, GitSshdError } from '../errors.js';
 import { parseDurationMs } from './duration.js';
-import { FORMATS, parseListenAddress } from './formats.js';
+import { booleanOrAsIs, FORMATS, parseListenAddress } from './formats.js';
 import { SCHEMA } from './schema.js';
 import type { BackendKind, Config, ListenAddress, LogLevel, ProxyPolicy } from './types.js';
 
@@ -76,11 +76,14 @@ const show = (value: unknown): string => {
 /** Unknown keys and sections of the wrong shape, with the keys that are allowed there. */
 function checkKeys(doc: Record<string, unknown>, schema: SchemaNode, prefix: string, problems: string[]): void {
   for (const [key, value] of Object.entries(doc)) {
-    const path = prefix ? `${prefix}.${key}` : key;
+    const printableKey = /^[\w.-]+$/.test(key) ? key : JSON.stringify(key);
+    const path = prefix ? `${prefix}.${printableKey}` : printableKey;
     const node = schema[key];
     if (node === undefined) {
       const allowed = Object.keys(schema).join(', ');
-      problems.push(`${path}: unknown key (value was ${show(value)}); allowed${prefix ? ` in ${prefix}` : ''}: ${allowed}`);
+      // A misspelt secret is still a secret: never echo the value of such a key.
+      const shown = /secret|passw|token/i.test(key) ? '[redacted]' : show(value);
+      problems.push(`${path}: unknown key (value was ${shown}); allowed${prefix ? ` in ${prefix}` : ''}: ${allowed}`);
       continue;
     }
     if (isLeaf(node)) continue;
@@ -107,8 +110,6 @@ function legacyKeysSet(doc: Record<string, unknown>, schema: SchemaNode, prefix:
   }
 }
 
-const YAML11_BOOLEANS: Readonly<Record<string, boolean>> = { yes: true, on: true, true: true, no: false, off: false, false: false };
-
 /**
  * Reads the file the way gitlab-shell's Go YAML decoder does: a null value (`sshd:` with
  * nothing under it, or `client_alive_interval:` left empty by omnibus) keeps the
@@ -121,8 +122,8 @@ function normalizeDoc(doc: Record<string, unknown>, schema: SchemaNode): Record<
     if (value === null && node !== undefined) continue;
     if (node !== undefined && !isLeaf(node) && typeof value === 'object' && !Array.isArray(value)) {
       out[key] = normalizeDoc(value as Record<string, unknown>, node);
-    } else if (node !== undefined && node.format === Boolean && typeof value === 'string') {
-      out[key] = YAML11_BOOLEANS[value.toLowerCase()] ?? value;
+    } else if (node !== undefined && node.format === 'boolean') {
+      out[key] = booleanOrAsIs(value);
     } else {
       out[key] = value;
     }
@@ -175,7 +176,12 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const warnings: string[] = [];
   const legacy: string[] = [];
   legacyKeysSet(file, SCHEMA, '', legacy);
-  for (const key of legacy) warnings.push(`config key ${key} is accepted for compatibility and has no effect`);
+  // The Helm chart always writes the gssapi keys; they only matter when GSSAPI is enabled.
+  const gssapiOn = raw.sshd.gssapi.enabled === true;
+  for (const key of legacy) {
+    if (key.startsWith('sshd.gssapi.') && !gssapiOn) continue;
+    warnings.push(`config key ${key} is accepted for compatibility and has no effect`);
+  }
 
   const dataDir = resolve(options.cwd, raw.local.data_dir);
   const config: Config = {

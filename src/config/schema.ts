@@ -11,7 +11,7 @@ const str = (doc: string, def = '', env?: string, sensitive = false) => ({
   ...(env ? { env } : {}),
   ...(sensitive ? { sensitive: true } : {}),
 });
-const bool = (doc: string, def: boolean, env?: string) => ({ doc, format: Boolean, default: def, ...(env ? { env } : {}) });
+const bool = (doc: string, def: boolean, env?: string) => ({ doc, format: 'boolean', default: def, ...(env ? { env } : {}) });
 const duration = (doc: string, def: string | number, env?: string) => ({
   doc,
   format: 'duration',
@@ -39,7 +39,7 @@ export const SCHEMA = {
     read_timeout: { doc: 'GitLab API read timeout, seconds', format: 'non-negative-int', default: 300 },
     ca_file: str('CA file for the GitLab API'),
     ca_path: str('CA directory for the GitLab API'),
-    self_signed_cert: legacy('self-signed certificates (use ca_file)', Boolean, false),
+    self_signed_cert: legacy('self-signed certificates (use ca_file)', 'boolean', false),
   },
   log_file: str('Log file; empty or /dev/stdout logs to standard output', '', 'GIT_SSHD_LOG_FILE'),
   log_level: { doc: 'Log level', format: 'log-level', default: 'info', env: 'GIT_SSHD_LOG_LEVEL' },
@@ -55,7 +55,7 @@ export const SCHEMA = {
   custom_hook_dir: legacy('old spelling of custom_hooks_dir', String, ''),
   gitlab_hooks: legacy('hooks of gitlab-shell < 8', Object, {}),
   redis: legacy('Redis settings of gitlab-shell < 9', Object, {}),
-  git_annex_enabled: legacy('git-annex support of old GitLab EE', Boolean, false),
+  git_annex_enabled: legacy('git-annex support of old GitLab EE', 'boolean', false),
   migration: legacy('feature migration of gitlab-shell 8', Object, {}),
   experimental: legacy('experimental flags of gitlab-shell 8', '*', null),
   topology_service: legacy('GitLab Cells topology service', Object, {}),
@@ -100,7 +100,7 @@ export const SCHEMA = {
     ciphers: list('Ciphers; empty = defaults'),
     public_key_algorithms: list('User key algorithms accepted for authentication; empty = all supported'),
     gssapi: {
-      enabled: legacy('GSSAPI authentication (not supported)', Boolean, false),
+      enabled: legacy('GSSAPI authentication (not supported)', 'boolean', false),
       libpath: legacy('GSSAPI library', String, ''),
       keytab: legacy('GSSAPI keytab', String, ''),
       service_principal_name: legacy('GSSAPI principal', String, ''),

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import { addAbortSignal, type Readable, type Writable } from 'node:stream';
 
 /** Resolves once `to` has taken the chunk, or rejects if `signal` fires first. */
 function write(to: Writable, chunk: Buffer, signal: AbortSignal): Promise<void> {
@@ -21,11 +21,19 @@ function write(to: Writable, chunk: Buffer, signal: AbortSignal): Promise<void> 
  * Waiting for each write also carries the peer's backpressure back to the producer.
  */
 export async function forward(from: Readable, to: Writable, signal: AbortSignal): Promise<number> {
+  signal.throwIfAborted();
   let bytes = 0;
-  for await (const chunk of from) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    bytes += buffer.length;
-    await write(to, buffer, signal);
+  // Also stop while the source is quiet, not only while a write waits.
+  addAbortSignal(signal, from);
+  try {
+    for await (const chunk of from) {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      bytes += buffer.length;
+      await write(to, buffer, signal);
+    }
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw err;
   }
   return bytes;
 }
