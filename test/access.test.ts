@@ -70,7 +70,7 @@ describe('access control and repository paths', () => {
 
   test('a reader cannot push, is told why, and the refs on disk stay as they were', async () => {
     const bare = join(server.reposDir, 'docs.git');
-    const before = refsOf(bare);
+    const refsBefore = refsOf(bare);
     const work = workTree();
     const clone = await git(keys.bob, server.port, ['clone', '-q', url(server.port, 'docs'), work]);
     assert.equal(clone.code, 0, clone.stderr);
@@ -81,7 +81,7 @@ describe('access control and repository paths', () => {
 
     assert.notEqual(push.code, 0);
     assert.match(push.stderr, /^ERROR: .*not allowed to push/m);
-    assert.equal(refsOf(bare), before);
+    assert.equal(refsOf(bare), refsBefore);
     const summary = await server.waitForLog(
       (line) => line.msg === 'connection closed' && line.user === 'bob' && JSON.stringify(line.sessions).includes('ERR_ACCESS_DENIED'),
     );
@@ -193,6 +193,24 @@ describe('access control and repository paths', () => {
         assert.doesNotMatch(result.stdout, /refs\/heads/);
       }
       assert.equal(refsOf(real), refsBefore);
+    });
+
+    test('dangling symlinks planted in the root that point outside it are refused as leaving the root', async () => {
+      // The targets do not exist (yet): realpath fails with ENOENT, but the links are there,
+      // and creating a repository through them would write outside the root.
+      symlinkSync(join(outside, 'not-yet.git'), join(server.reposDir, 'dangling.git'));
+      symlinkSync(join(outside, 'not-yet-dir'), join(server.reposDir, 'dangling-dir'));
+
+      for (const repo of ['dangling', 'dangling-dir/new']) {
+        const push = await ssh(keys.alice, server.port, [`git-receive-pack '${repo}'`]);
+        assert.equal(push.code, 1, push.stderr);
+        assert.match(push.stderr, /^ERROR: invalid repository path ".*": it leads outside the repository root/m, repo);
+        const fetch = await ssh(keys.alice, server.port, [`git-upload-pack '${repo}'`]);
+        assert.equal(fetch.code, 1, fetch.stderr);
+        assert.match(fetch.stderr, /^ERROR: (invalid repository path ".*": it leads outside the repository root|repository '.*' was not found)/m);
+      }
+      assert.deepEqual(listTree(outside).filter((name) => name.startsWith('not-yet')), []);
+      assert.equal(server.logs.some((line) => line.msg === 'command failed'), false, 'a policy refusal was logged as a system failure');
     });
 
     test('a new repository below a symlinked directory that points outside the root is not created', async () => {

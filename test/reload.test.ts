@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { git, gitLocal, makeKey, makeWorkTree, run, ssh, url, type ClientKey } from './helpers/client.js';
+import { git, gitLocal, makeKey, makeWorkTree, run, ssh, sshArgs, url, type ClientKey } from './helpers/client.js';
 import { ROOT, TestServer, type UserSpec } from './helpers/server.js';
 
 /** Writes the file the way editors and ConfigMap updates do: a complete temp file, renamed over. */
@@ -12,6 +14,37 @@ function replaceAtomically(file: string, text: string): void {
   const temporary = `${file}.tmp-${process.pid}`;
   writeFileSync(temporary, text, { mode: 0o600 });
   renameSync(temporary, file);
+}
+
+/**
+ * An OpenSSH control master: one authenticated connection that later `ssh` commands reuse,
+ * so a test can run a command on a connection opened before the users file changed.
+ */
+async function openMaster(key: ClientKey, server: TestServer, socket: string): Promise<ChildProcess> {
+  const mark = server.mark();
+  const master = spawn('ssh', [...sshArgs(key, server.port, ['-M', '-S', socket, '-N']), 'git@127.0.0.1'], { stdio: 'ignore' });
+  try {
+    await server.waitForLogSince(mark, (line) => line.msg === 'authenticated');
+    // The client opens its control socket just after authentication; nothing announces it.
+    for (let attempt = 0; attempt < 100 && !existsSync(socket); attempt++) await new Promise((done) => setTimeout(done, 20));
+    assert.ok(existsSync(socket), 'the control socket did not appear');
+    return master;
+  } catch (err) {
+    await closeMaster(master);
+    throw err;
+  }
+}
+
+async function closeMaster(master: ChildProcess | undefined): Promise<void> {
+  if (!master || master.exitCode !== null || master.signalCode !== null) return;
+  const exited = once(master, 'exit');
+  master.kill('SIGTERM');
+  await exited;
+}
+
+/** A flush packet: the client wants nothing, so git ends cleanly after its advertisement. */
+function gitOverMaster(key: ClientKey, port: number, socket: string, command: string) {
+  return run('ssh', [...sshArgs(key, port, ['-S', socket, '-o', 'ControlMaster=no']), 'git@127.0.0.1', command], { input: '0000' });
 }
 
 function usersYaml(users: UserSpec[]): string {
@@ -77,12 +110,29 @@ describe('the users file is reloaded without a restart', () => {
     assert.equal(result.stdout.trim(), 'Welcome to git-sshd, @erin!');
   });
 
-  test('a user removed from the file is refused from then on', async () => {
-    await rewriteUsers(usersYaml([alice]), 'reloaded users file');
+  test('a user removed from the file is refused, on new connections and on one already open', async () => {
+    const bare = join(server.reposDir, 'erin', 'notes.git');
+    mkdirSync(bare, { recursive: true });
+    gitLocal(['init', '-q', '--bare', bare]);
+    const socket = join(keysDir, 'mux');
+    let master: ChildProcess | undefined;
+    try {
+      master = await openMaster(keys.erin, server, socket);
+      const allowed = await gitOverMaster(keys.erin, server.port, socket, "git-upload-pack 'erin/notes'");
+      assert.equal(allowed.code, 0, allowed.stderr);
 
-    const refused = await ssh(keys.erin, server.port);
-    assert.equal(refused.code, 255);
-    assert.match(refused.stderr, /Permission denied/);
+      await rewriteUsers(usersYaml([alice]), 'reloaded users file');
+
+      const refused = await ssh(keys.erin, server.port);
+      assert.equal(refused.code, 255);
+      assert.match(refused.stderr, /Permission denied/);
+      const onOpen = await gitOverMaster(keys.erin, server.port, socket, "git-upload-pack 'erin/notes'");
+      assert.equal(onOpen.code, 1, onOpen.stderr);
+      assert.match(onOpen.stderr, /^ERROR: your key is no longer accepted/m);
+      assert.equal(onOpen.stdout, '');
+    } finally {
+      await closeMaster(master);
+    }
     const stillIn = await ssh(keys.alice, server.port);
     assert.equal(stillIn.stdout.trim(), 'Welcome to git-sshd, @alice!');
   });
@@ -109,5 +159,58 @@ describe('the users file is reloaded without a restart', () => {
     assert.equal(gitLocal(['rev-parse', 'refs/heads/main'], bare), gitLocal(['rev-parse', 'HEAD'], work));
     const welcome = await ssh(keys.frank, server.port);
     assert.equal(welcome.stdout.trim(), 'Welcome to git-sshd, @frank!');
+  });
+});
+
+describe('a users file mounted from a Kubernetes ConfigMap is reloaded when the mount is swapped', () => {
+  let server: TestServer;
+  let mount: string;
+  let keysDir: string;
+  let alice: ClientKey;
+  let erin: ClientKey;
+
+  /** Lays out a version the way the kubelet does: a timestamped dir, then `..data` re-pointed by rename. */
+  function publish(version: string, text: string): void {
+    mkdirSync(join(mount, version));
+    writeFileSync(join(mount, version, 'users.yml'), text);
+    symlinkSync(version, join(mount, '..data_tmp'));
+    renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+  }
+
+  before(async () => {
+    keysDir = mkdtempSync(join(tmpdir(), 'git-sshd-keys-'));
+    mkdirSync(join(keysDir, 'alice'));
+    mkdirSync(join(keysDir, 'erin'));
+    alice = makeKey('ed25519', join(keysDir, 'alice'));
+    erin = makeKey('ed25519', join(keysDir, 'erin'));
+    mount = mkdtempSync(join(tmpdir(), 'git-sshd-configmap-'));
+    publish('..2026_01_01_00_00_00.1', usersYaml([{ name: 'alice', keys: [alice.publicLine], access: { '*': 'admin' } }]));
+    symlinkSync(join('..data', 'users.yml'), join(mount, 'users.yml'));
+    server = await TestServer.start({ config: { local: { users_file: join(mount, 'users.yml') } } });
+  });
+
+  after(async () => {
+    await server?.dispose();
+    for (const dir of [mount, keysDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a user added in a new ConfigMap version can log in without a restart', async () => {
+    const refusedAtFirst = await ssh(erin, server.port);
+    assert.equal(refusedAtFirst.code, 255);
+
+    const mark = server.mark();
+    publish(
+      '..2026_01_01_00_01_00.2',
+      usersYaml([
+        { name: 'alice', keys: [alice.publicLine], access: { '*': 'admin' } },
+        { name: 'erin', keys: [erin.publicLine] },
+      ]),
+    );
+    rmSync(join(mount, '..2026_01_01_00_00_00.1'), { recursive: true });
+    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2, 5_000);
+
+    const welcomed = await ssh(erin, server.port);
+    assert.equal(welcomed.code, 0, welcomed.stderr);
+    assert.equal(welcomed.stdout.trim(), 'Welcome to git-sshd, @erin!');
   });
 });

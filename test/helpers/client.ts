@@ -1,7 +1,19 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+const temporaryDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temp dir removed when the test process exits. */
+export function temporaryDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporaryDirs.push(dir);
+  return dir;
+}
 
 export interface ClientKey {
   readonly path: string;
@@ -9,7 +21,7 @@ export interface ClientKey {
 }
 
 /** A fresh key pair made by OpenSSH's ssh-keygen, as a user would make one. */
-export function makeKey(type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519', dir = mkdtempSync(join(tmpdir(), 'git-sshd-key-'))): ClientKey {
+export function makeKey(type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519', dir = temporaryDir('git-sshd-key-')): ClientKey {
   const path = join(dir, `id_${type}`);
   execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', `${type}@test`, '-f', path]);
   return { path, publicLine: readFileSync(`${path}.pub`, 'utf8').trim() };
@@ -92,7 +104,7 @@ export function gitLocal(args: string[], cwd?: string): string {
 
 /** A local work tree with one commit, ready to push. */
 export function makeWorkTree(files: Record<string, string> = { 'README.md': 'hello\n' }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'git-sshd-work-'));
+  const dir = temporaryDir('git-sshd-work-');
   gitLocal(['init', '-q', '-b', 'main', dir]);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   gitLocal(['add', '.'], dir);

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { lstatSync, realpathSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { ERR_REPO_PATH, policyError, type GitSshdError } from '../../errors.js';
 
@@ -52,6 +52,14 @@ export function locateRepo(arg: string, reposDir: string): RepoLocation {
   return { name: segments.join('/'), dir: join(reposDir, ...segments.slice(0, -1), `${segments.at(-1)}.git`) };
 }
 
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 function isInside(child: string, root: string): boolean {
   return child === root || child.startsWith(root.endsWith(sep) ? root : root + sep);
 }
@@ -74,6 +82,10 @@ export function assertStaysInRoot(location: RepoLocation, reposDir: string): voi
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      // A symlink whose target does not exist (yet) cannot be proven to stay inside.
+      if (isSymlink(probe)) {
+        throw policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads outside the repository root`);
+      }
       const parent = dirname(probe);
       if (parent === probe) return;
       probe = parent;
