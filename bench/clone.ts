@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,7 +59,6 @@ async function startGitSshd(publicKey: string): Promise<number> {
       'sshd:',
       '  listen: "127.0.0.1:0"',
       '  web_listen: ""',
-      '  ciphers: [aes128-gcm@openssh.com, aes256-gcm@openssh.com, aes128-ctr, aes256-ctr, chacha20-poly1305@openssh.com]',
       'local:',
       `  data_dir: ${data}`,
       `  repos_dir: ${join(work, 'repos')}`,
@@ -77,8 +76,24 @@ async function startGitSshd(publicKey: string): Promise<number> {
   throw new Error('git-sshd did not start');
 }
 
+/**
+ * OpenSSH runs the command through the user's login shell, and Debian's bash sources
+ * ~/.bashrc even for `ssh host command`: root's (pyenv, nvm, ...) would be timed too. A
+ * dedicated user with /bin/sh measures sshd itself.
+ */
+const OPENSSH_USER = 'git-sshd-bench';
+
+function ensureBenchUser(home: string): void {
+  if (spawnSync('id', [OPENSSH_USER]).status !== 0) {
+    sh('useradd', ['--no-create-home', '--shell', '/bin/sh', '--home-dir', home, OPENSSH_USER]);
+  }
+  sh('usermod', ['--password', '*', '--home', home, OPENSSH_USER]);
+}
+
 async function startOpenSsh(publicKey: string): Promise<number> {
   const sshd = ensureSshd();
+  ensureBenchUser(work);
+  chmodSync(work, 0o755);
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = join(work, 'openssh');
   mkdirSync(dir);
@@ -95,7 +110,6 @@ async function startOpenSsh(publicKey: string): Promise<number> {
       'PidFile none',
       'UsePAM no',
       'StrictModes no',
-      'PermitRootLogin prohibit-password',
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
     ].join('\n'),
@@ -109,6 +123,7 @@ async function startOpenSsh(publicKey: string): Promise<number> {
   }
   throw new Error('sshd did not start');
 }
+
 
 function timeMs(command: string, args: string[], env: Record<string, string> = {}): number {
   const started = performance.now();
@@ -130,17 +145,27 @@ async function main(): Promise<void> {
   const bare = makeRepository();
   const ours = await startGitSshd(publicKey);
   const openssh = await startOpenSsh(publicKey);
-  const ssh = (port: number, cipher?: string): string =>
+  const ssh = (port: number, cipher?: string, kex?: string): string =>
     [
       'ssh -F /dev/null -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR',
       `-i ${key} -p ${port}`,
       cipher ? `-c ${cipher}` : '',
+      kex ? `-o KexAlgorithms=${kex}` : '',
     ].join(' ');
+  // git refuses repositories owned by someone else: OpenSSH's user gets its own copy.
+  const opensshRepo = join(work, 'openssh', 'repo.git');
+  sh('git', ['clone', '-q', '--bare', '--no-local', bare, opensshRepo]);
+  sh('chown', ['-R', OPENSSH_USER, opensshRepo]);
+  const opensshUrl = `ssh://${OPENSSH_USER}@127.0.0.1:${openssh}${opensshRepo}`;
 
   const cases: Array<{ name: string; url: string; env: Record<string, string> }> = [
     { name: 'file:// (floor, no SSH)', url: `file://${bare}`, env: {} },
-    { name: 'OpenSSH sshd, default cipher', url: `ssh://root@127.0.0.1:${openssh}${bare}`, env: { GIT_SSH_COMMAND: ssh(openssh) } },
-    { name: 'OpenSSH sshd, aes128-gcm', url: `ssh://root@127.0.0.1:${openssh}${bare}`, env: { GIT_SSH_COMMAND: ssh(openssh, 'aes128-gcm@openssh.com') } },
+    { name: 'OpenSSH sshd, its defaults (sntrup761, chacha20)', url: opensshUrl, env: { GIT_SSH_COMMAND: ssh(openssh) } },
+    {
+      name: 'OpenSSH sshd, curve25519 + aes128-gcm',
+      url: opensshUrl,
+      env: { GIT_SSH_COMMAND: ssh(openssh, 'aes128-gcm@openssh.com', 'curve25519-sha256') },
+    },
   ];
   for (const cipher of ['aes128-gcm@openssh.com', 'aes128-ctr', 'chacha20-poly1305@openssh.com']) {
     cases.push({ name: `git-sshd, ${cipher}`, url: `ssh://git@127.0.0.1:${ours}/bench/repo.git`, env: { GIT_SSH_COMMAND: ssh(ours, cipher) } });

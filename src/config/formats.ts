@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { SUPPORTED_ALGORITHMS } from './algorithms.js';
 import { DURATION_HELP, parseDurationMs } from './duration.js';
 import type { ListenAddress } from './types.js';
 
@@ -56,6 +57,21 @@ function integerOrAsIs(value: string): number | string {
   return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
 }
 
+function algorithmList(supported: readonly string[]) {
+  return {
+    validate(value: unknown): void {
+      if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+        throw invalid('must be a list of algorithm names', value);
+      }
+      const unknown = value.filter((item) => !supported.includes(item));
+      if (unknown.length > 0) {
+        throw new Error(`${unknown.map((item) => JSON.stringify(item)).join(', ')} not supported; supported: ${supported.join(', ')}`);
+      }
+    },
+    coerce: (value: string): string[] => value.split(',').map((item) => item.trim()).filter((item) => item !== ''),
+  };
+}
+
 /** Formats shared by the schema; registered on a convict instance by the loader. */
 export const FORMATS = {
   duration: {
@@ -86,6 +102,10 @@ export const FORMATS = {
     coerce: (value: string): string[] =>
       value.split(',').map((item) => item.trim()).filter((item) => item !== ''),
   },
+  'kex-list': algorithmList(SUPPORTED_ALGORITHMS.kex),
+  'cipher-list': algorithmList(SUPPORTED_ALGORITHMS.cipher),
+  'mac-list': algorithmList(SUPPORTED_ALGORITHMS.mac),
+  'public-key-list': algorithmList(SUPPORTED_ALGORITHMS.publicKey),
   'positive-int': {
     validate(value: unknown): void {
       if (!Number.isInteger(value) || (value as number) < 1) throw invalid('must be an integer of 1 or more', value);

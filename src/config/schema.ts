@@ -95,10 +95,14 @@ export const SCHEMA = {
     host_key_algorithms: legacy('pre-release name of public_key_algorithms', Array, []),
     env: legacy('environment of the omnibus service', '*', null),
     trusted_user_ca_keys: list('CA keys for user certificates'),
-    macs: list('MAC algorithms; empty = defaults'),
-    kex_algorithms: list('Key exchange algorithms; empty = defaults'),
-    ciphers: list('Ciphers; empty = defaults'),
-    public_key_algorithms: list('User key algorithms accepted for authentication; empty = all supported'),
+    macs: { doc: 'MAC algorithms; empty = defaults', format: 'mac-list', default: [] },
+    kex_algorithms: { doc: 'Key exchange algorithms; empty = defaults', format: 'kex-list', default: [] },
+    ciphers: { doc: 'Ciphers; empty = defaults', format: 'cipher-list', default: [] },
+    public_key_algorithms: {
+      doc: 'User key algorithms accepted for authentication; empty = all supported',
+      format: 'public-key-list',
+      default: [],
+    },
     gssapi: {
       enabled: legacy('GSSAPI authentication (not supported)', 'boolean', false),
       libpath: legacy('GSSAPI library', String, ''),
