@@ -3,29 +3,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pino } from 'pino';
+import { memoryLogger } from '../../../test/helpers/memoryLogger.js';
 import { ERR_USERS_FILE, isCode } from '../../errors.js';
 import { UsersStore } from './usersStore.js';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A debug-level pino logger whose lines land in `lines`, synchronously. */
-function memoryLogger(): { log: pino.Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
-      callback();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 
 const base = mkdtempSync(join(tmpdir(), 'git-sshd-store-'));
 after(() => rmSync(base, { recursive: true, force: true }));

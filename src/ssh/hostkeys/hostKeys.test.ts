@@ -4,27 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { memoryLogger, type LogLine } from '../../../test/helpers/memoryLogger.js';
 import { ERR_HOST_KEYS, isCode } from '../../errors.js';
 import { loadHostKeys } from './hostKeys.js';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-function memoryLogger(): { log: pino.Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
-      callback();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 
 const base = mkdtempSync(join(tmpdir(), 'git-sshd-hostkeys-'));
 after(() => rmSync(base, { recursive: true, force: true }));
