@@ -25,6 +25,8 @@ export const ERR_ACCESS_DENIED = 'ERR_ACCESS_DENIED';
 export const ERR_NOT_FOUND = 'ERR_NOT_FOUND';
 export const ERR_UNKNOWN_COMMAND = 'ERR_UNKNOWN_COMMAND';
 export const ERR_BAD_COMMAND = 'ERR_BAD_COMMAND';
+export const ERR_GIT_INIT = 'ERR_GIT_INIT';
+export const ERR_INTERNAL = 'ERR_INTERNAL';
 
 export function policyError(code: string, message: string): GitSshdError {
   return new GitSshdError(code, message, { errorClass: 'policy' });

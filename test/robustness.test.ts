@@ -72,7 +72,7 @@ describe('one bad client never harms another', () => {
     const repoDir = join(server.reposDir, 'big.git');
     const running = (): boolean => {
       try {
-        return execFileSync('pgrep', ['-f', `upload-pack ${repoDir}`], { encoding: 'utf8' }) !== '';
+        return execFileSync('pgrep', ['-f', `upload-pack.* ${repoDir}`], { encoding: 'utf8' }) !== '';
       } catch {
         return false;
       }

@@ -52,6 +52,8 @@ export function booleanOrAsIs(value: unknown): unknown {
   return word === undefined ? value : word;
 }
 
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Keeps a non-numeric string as it is, so the error can show what was written. */
 function integerOrAsIs(value: string): number | string {
   return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
@@ -76,7 +78,10 @@ function algorithmList(supported: readonly string[]) {
 export const FORMATS = {
   duration: {
     validate(value: unknown): void {
-      if (parseDurationMs(value) === undefined) throw invalid(`must be ${DURATION_HELP}`, value);
+      const ms = parseDurationMs(value);
+      if (ms === undefined) throw invalid(`must be ${DURATION_HELP}`, value);
+      // Node clamps longer timers to 1 ms: a "720h" grace time would close every connection.
+      if (ms > MAX_TIMER_MS) throw invalid('must be at most 24 days (596h)', value);
     },
     coerce: (value: string): string => value,
   },
@@ -87,6 +92,13 @@ export const FORMATS = {
     coerce: booleanOrAsIs,
   },
   'listen-address': { validate: listenAddress },
+  'user-name': {
+    validate(value: unknown): void {
+      if (typeof value !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+        throw invalid('must be 1-64 letters, digits, ".", "_" or "-"', value);
+      }
+    },
+  },
   'optional-listen-address': {
     validate(value: unknown): void {
       if (value === '') return;

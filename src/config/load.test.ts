@@ -2,7 +2,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { ERR_CONFIG, GitSshdError } from '../errors.js';
 import { loadConfig, type LoadedConfig } from './load.js';
 
@@ -240,9 +240,8 @@ describe('loadConfig with gitlab-shell files', () => {
   });
 
   test('yes, no, on and off are booleans where a boolean is expected', () => {
-    const { config } = loadText('audit_usernames: yes\nlfs:\n  pure_ssh_protocol: on\nsshd:\n  proxy_protocol: Yes\n');
+    const { config } = loadText('audit_usernames: yes\nlfs:\n  pure_ssh_protocol: On\n');
     assert.equal(config.auditUsernames, true);
-    assert.equal(config.sshd.proxyProtocol, true);
     const off = loadText('audit_usernames: no\nsshd:\n  proxy_protocol: off\n').config;
     assert.equal(off.auditUsernames, false);
     assert.equal(off.sshd.proxyProtocol, false);
@@ -283,7 +282,20 @@ describe('loadConfig errors', () => {
 
   test('a value of the wrong type names the key and the value', () => {
     assertConfigError(() => loadText('sshd:\n  concurrent_sessions_limit: "many"\n'), 'sshd.concurrent_sessions_limit', '"many"');
-    assertConfigError(() => loadText('user: [git]\n'), 'user', 'String');
+    assertConfigError(() => loadText('user: [git]\n'), 'user', '["git"]');
+  });
+
+  test('an empty user name, a timer longer than Node can keep, and PROXY protocol are refused', () => {
+    assertConfigError(() => loadText('user: ""\n'), 'user', 'value was ""');
+    assertConfigError(() => loadText('sshd:\n  login_grace_time: 720h\n'), 'sshd.login_grace_time', '720h');
+    assertConfigError(() => loadText('sshd:\n  proxy_protocol: true\n'), 'sshd.proxy_protocol', 'not available');
+  });
+
+  test('a relative log_file is taken relative to the config file, as gitlab-shell does', () => {
+    const { config } = loadText('log_file: gitlab-shell.log\n');
+    assert.ok(config.source);
+    const configPath = isAbsolute(config.source) ? config.source : join(dir, config.source);
+    assert.equal(config.logFile, join(dirname(configPath), 'gitlab-shell.log'));
   });
 
   test('a string that is not a boolean word is refused where a boolean is expected', () => {

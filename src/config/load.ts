@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ERR_CONFIG, GitSshdError } from '../errors.js';
@@ -183,7 +183,22 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     warnings.push(`config key ${key} is accepted for compatibility and has no effect`);
   }
 
+  if (raw.sshd.proxy_protocol === true) {
+    throw configError(
+      `invalid ${where}: sshd.proxy_protocol: PROXY protocol is not available in this version; a load balancer's header would break every handshake: value was true`,
+    );
+  }
+  const notYet: Array<[string, boolean]> = [
+    ['sshd.web_listen (monitoring server)', typeof (file.sshd as Record<string, unknown> | undefined)?.web_listen === 'string' && raw.sshd.web_listen !== ''],
+    ['sshd.host_cert_files / host_key_certs (host certificates)', raw.sshd.host_cert_files.length + raw.sshd.host_key_certs.length > 0],
+    ['sshd.trusted_user_ca_keys (user certificates)', raw.sshd.trusted_user_ca_keys.length > 0],
+  ];
+  for (const [key, set] of notYet) if (set) warnings.push(`config key ${key} is not acted on in this version`);
+
   const dataDir = resolve(options.cwd, raw.local.data_dir);
+  // gitlab-shell resolves a relative log_file against the config file's directory.
+  const configDir = source === undefined ? options.cwd : dirname(resolve(options.cwd, source));
+  const logFile = raw.log_file === '' || isAbsolute(raw.log_file) ? raw.log_file : resolve(configDir, raw.log_file);
   const config: Config = {
     user: raw.user,
     backend: String(raw.backend).toLowerCase() as BackendKind,
@@ -201,7 +216,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     },
     logLevel: normalizeLevel(raw.log_level),
     logFormat: String(raw.log_format).toLowerCase() as 'json' | 'text',
-    logFile: raw.log_file,
+    logFile,
     auditUsernames: raw.audit_usernames,
     sslCertDir: raw.ssl_cert_dir,
     sshd: {

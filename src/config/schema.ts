@@ -27,7 +27,7 @@ const list = (doc: string, def: string[] = [], env?: string) => ({
 const legacy = (doc: string, format: unknown = '*', def: unknown = null) => ({ doc: `legacy, ignored: ${doc}`, format, default: def });
 
 export const SCHEMA = {
-  user: str('The only SSH user name accepted', 'git', 'GIT_SSHD_USER'),
+  user: { doc: 'The only SSH user name accepted', format: 'user-name', default: 'git', env: 'GIT_SSHD_USER' },
   backend: { doc: 'Access backend: local or gitlab', format: 'backend', default: 'local', env: 'GIT_SSHD_BACKEND' },
   gitlab_url: str('URL of GitLab (http, https or http+unix://)', 'http://localhost:8080', 'GITLAB_URL'),
   gitlab_relative_url_root: str('Relative URL root of GitLab'),

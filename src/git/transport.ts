@@ -1,5 +1,6 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { GitService, GitTarget } from '../backends/backend.js';
+import type { CommandOutput } from '../ssh/channelOutput.js';
 
 export interface GitRun {
   readonly service: GitService;
@@ -7,21 +8,19 @@ export interface GitRun {
   /** The client's GIT_PROTOCOL (e.g. `version=2`), already checked. */
   readonly gitProtocol: string | undefined;
   readonly stdin: Readable;
-  readonly stdout: Writable;
-  readonly stderr: Writable;
+  readonly output: CommandOutput;
   readonly signal: AbortSignal;
 }
 
 export interface GitOutcome {
   readonly exitCode: number;
   readonly bytesIn: number;
-  readonly bytesOut: number;
 }
 
 /**
  * Where git runs: a local process today; Gitaly's SSHService RPCs for the GitLab backend
- * slot in beside it. Resolves once git has exited AND all of its output has been handed
- * to the client's channel.
+ * slot in beside it. Resolves once git has exited AND all of its output has been taken
+ * by `output`.
  */
 export interface GitTransport {
   run(run: GitRun): Promise<GitOutcome>;

@@ -6,6 +6,13 @@ import type { Logger } from '../logging/logger.js';
 import { PublicKeyAuth, type AuthOutcome } from './auth.js';
 import { Session, type SessionRecord } from './session.js';
 
+/** Failed authentication attempts before we disconnect (OpenSSH's MaxAuthTries default). */
+const MAX_AUTH_FAILURES = 6;
+/** Sessions kept for the summary line of a long multiplexed connection; the rest are counted. */
+const MAX_RECORDS = 50;
+/** How long a connection told to close may take before its socket is destroyed. */
+const CLOSE_TIMEOUT_MS = 2000;
+
 export interface ConnectionOptions {
   readonly client: Ssh2Connection;
   readonly socket: Socket;
@@ -32,7 +39,9 @@ export class Connection {
   private readonly auth: PublicKeyAuth;
   private readonly sessions = new Set<Promise<SessionRecord | undefined>>();
   private readonly records: SessionRecord[] = [];
-  private readonly authOutcomes: AuthOutcome[] = [];
+  private recordsDropped = 0;
+  private lastAuthOutcome: AuthOutcome | undefined;
+  private authFailures = 0;
   private readonly startedAt = performance.now();
   private negotiated: Record<string, string> = {};
   private closeReason: string | undefined;
@@ -72,8 +81,13 @@ export class Connection {
     client.on('authentication', (ctx) => {
       this.auth.handle(ctx).then(
         (outcome) => {
-          this.authOutcomes.push(outcome);
+          this.lastAuthOutcome = outcome;
           log.debug({ method: ctx.method, outcome }, 'authentication attempt');
+          // Clients open with method "none" to learn the methods; that is not a failure.
+          if (outcome !== 'accepted' && outcome !== 'key_acceptable' && ctx.method !== 'none') {
+            this.authFailures += 1;
+            if (this.authFailures >= MAX_AUTH_FAILURES) this.stop('too many authentication failures');
+          }
         },
         (err: unknown) => {
           log.error({ err }, 'authentication failed unexpectedly');
@@ -86,6 +100,8 @@ export class Connection {
       log.info({ user: identity?.username, key_fingerprint: identity?.keyFingerprint }, 'authenticated');
     });
     client.on('session', (accept, reject) => this.openSession(accept, reject));
+    // The server may have begun stopping while this client was still sending its banner.
+    if (options.signal.aborted) this.stop('server stopping');
     client.on('tcpip', (_accept, reject, info) => {
       log.info({ dest: `${info.destIP}:${info.destPort}` }, 'refused port forwarding');
       reject();
@@ -109,6 +125,7 @@ export class Connection {
     }
     const session = new Session({
       session: accept(),
+      socket: this.options.socket,
       identity,
       backend: this.options.backend,
       transport: this.options.transport,
@@ -118,7 +135,8 @@ export class Connection {
     });
     const done = session.done.then((record) => {
       this.sessions.delete(done);
-      if (record) this.records.push(record);
+      if (record && this.records.length < MAX_RECORDS) this.records.push(record);
+      else if (record) this.recordsDropped += 1;
       return record;
     });
     this.sessions.add(done);
@@ -129,6 +147,8 @@ export class Connection {
     this.closeReason ??= reason;
     this.abort.abort(new Error(reason));
     this.options.client.end();
+    // end() only half-closes: a peer that never closes its side must not hold us open.
+    setTimeout(() => this.options.socket.destroy(), CLOSE_TIMEOUT_MS).unref();
   }
 
   private logSummary(): void {
@@ -140,7 +160,8 @@ export class Connection {
         key_fingerprint: identity?.keyFingerprint,
         client_version: this.options.clientVersion,
         ...this.negotiated,
-        auth: identity ? 'success' : (this.authOutcomes.at(-1) ?? 'none'),
+        auth: identity ? 'success' : (this.lastAuthOutcome ?? 'none'),
+        ...(this.authFailures > 0 ? { auth_failures: this.authFailures } : {}),
         sessions: this.records.map((record) => ({
           command: record.command,
           repo: record.repo,
@@ -150,6 +171,7 @@ export class Connection {
           duration_ms: record.durationMs,
           ...(record.error ? { error: record.error } : {}),
         })),
+        ...(this.recordsDropped > 0 ? { sessions_not_listed: this.recordsDropped } : {}),
         bytes_in: socket.bytesRead,
         bytes_out: socket.bytesWritten,
         duration_ms: Math.round(performance.now() - this.startedAt),

@@ -88,6 +88,7 @@ export class SshServer {
     const pending = socket && this.pending.get(socket);
     if (!socket || !pending) {
       this.options.log.error('ssh connection without a known socket; closing it');
+      client.on('error', () => undefined);
       client.end();
       return;
     }

@@ -1,10 +1,12 @@
 import type { Session as Ssh2Session, ServerChannel } from 'ssh2';
 import type { AccessBackend, Identity } from '../backends/backend.js';
 import { parseCommand, type Command } from '../commands/parse.js';
-import { ERR_BAD_COMMAND, ERR_UNKNOWN_COMMAND, GitSshdError } from '../errors.js';
+import { ERR_BAD_COMMAND, ERR_INTERNAL, ERR_UNKNOWN_COMMAND, GitSshdError } from '../errors.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
-import { writeLine } from './streams.js';
+import { ChannelOutput } from './channelOutput.js';
+import { line } from './streams.js';
+import type { Socket } from 'node:net';
 
 /** What one session did, for the connection's summary line. */
 export interface SessionRecord {
@@ -19,6 +21,8 @@ export interface SessionRecord {
 
 export interface SessionOptions {
   readonly session: Ssh2Session;
+  /** The connection's socket: its send buffer bounds how fast we produce output. */
+  readonly socket: Socket;
   readonly identity: Identity;
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
@@ -29,6 +33,8 @@ export interface SessionOptions {
 }
 
 const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
+/** ssh2 queues what a client sends past its window instead of refusing it: cap the queue. */
+const MAX_UNREAD_INPUT = 4 * 1024 * 1024;
 const EXIT_UNKNOWN_COMMAND = 128;
 const EXIT_FAILURE = 1;
 
@@ -49,7 +55,12 @@ export class Session {
     this.options = options;
     this.done = new Promise((resolve) => (this.finish = resolve));
     const { session, log } = options;
-    const onParentAbort = (): void => this.abort.abort(options.signal.reason);
+    // ssh2 emits no 'close' for a session whose connection dropped before a command was
+    // run: finish here too, or the connection would wait for this session forever.
+    const onParentAbort = (): void => {
+      this.abort.abort(options.signal.reason);
+      if (!this.started) this.finish(undefined);
+    };
     options.signal.addEventListener('abort', onParentAbort, { once: true });
 
     session.on('env', (accept, reject, info) => {
@@ -85,21 +96,42 @@ export class Session {
     const channel = accept();
     channel.on('error', (err: Error) => this.options.log.debug({ err }, 'channel error'));
     channel.stderr.on('error', (err: Error) => this.options.log.debug({ err }, 'channel stderr error'));
+    this.capUnreadInput(channel);
     void this.run(command, channel).then((record) => this.finish(record));
+  }
+
+  /**
+   * A client must not send past the window we granted, but ssh2 queues such data anyway,
+   * also while nobody reads the channel (a welcome, a denied command). A client that
+   * floods is cut off instead of filling our memory.
+   */
+  private capUnreadInput(channel: ServerChannel): void {
+    const push = channel.push.bind(channel);
+    channel.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+      if (Buffer.isBuffer(chunk) && channel.readableLength + chunk.length > MAX_UNREAD_INPUT) {
+        this.options.log.warn({ unread: channel.readableLength }, 'client sent past its window; closing the session');
+        this.abort.abort(new Error('flow control violation'));
+        channel.destroy();
+        return false;
+      }
+      return push(chunk, encoding);
+    };
   }
 
   private async run(commandText: string, channel: ServerChannel): Promise<SessionRecord> {
     const started = performance.now();
     const signal = this.abort.signal;
     const record: SessionRecord = { command: summarize(commandText), bytesIn: 0, bytesOut: 0, durationMs: 0 };
+    const output = new ChannelOutput(channel, this.options.socket, signal);
     let exitStatus: number;
     try {
       const command = parseCommand(commandText);
-      exitStatus = await this.execute(command, channel, record);
+      exitStatus = await this.execute(command, channel, output, record);
     } catch (err) {
-      exitStatus = await this.report(err, channel, record);
+      exitStatus = await this.report(err, output, record);
     }
     record.exitStatus = exitStatus;
+    record.bytesOut = output.bytes;
     record.durationMs = Math.round(performance.now() - started);
     if (!signal.aborted) {
       channel.exit(exitStatus);
@@ -108,11 +140,11 @@ export class Session {
     return record;
   }
 
-  private async execute(command: Command, channel: ServerChannel, record: SessionRecord): Promise<number> {
+  private async execute(command: Command, channel: ServerChannel, output: ChannelOutput, record: SessionRecord): Promise<number> {
     const { backend, identity, transport } = this.options;
     const signal = this.abort.signal;
     if (command.kind === 'welcome') {
-      await writeLine(channel, await backend.welcome(identity, signal), signal);
+      await output.write('stdout', line(await backend.welcome(identity, signal)));
       return 0;
     }
     record.command = command.service;
@@ -123,12 +155,10 @@ export class Session {
       target,
       gitProtocol: this.gitProtocol,
       stdin: channel,
-      stdout: channel,
-      stderr: channel.stderr,
+      output,
       signal,
     });
     record.bytesIn = outcome.bytesIn;
-    record.bytesOut = outcome.bytesOut;
     if (outcome.exitCode === 0 && target.afterSuccess) {
       await target.afterSuccess().catch((err: unknown) => this.options.log.error({ err, repo: target.repo }, 'after-push upkeep failed'));
     }
@@ -136,7 +166,7 @@ export class Session {
   }
 
   /** Policy errors are the user's to read; system errors get a short line and a log entry. */
-  private async report(err: unknown, channel: ServerChannel, record: SessionRecord): Promise<number> {
+  private async report(err: unknown, output: ChannelOutput, record: SessionRecord): Promise<number> {
     const signal = this.abort.signal;
     let message: string;
     let exitStatus = EXIT_FAILURE;
@@ -146,15 +176,15 @@ export class Session {
       if (err.code === ERR_UNKNOWN_COMMAND || err.code === ERR_BAD_COMMAND) exitStatus = EXIT_UNKNOWN_COMMAND;
     } else {
       message = `internal server error (correlation id ${this.options.correlationId})`;
-      record.error = err instanceof GitSshdError ? err.code : 'ERR_INTERNAL';
+      record.error = err instanceof GitSshdError ? err.code : ERR_INTERNAL;
       if (!signal.aborted) this.options.log.error({ err }, 'command failed');
     }
-    if (!signal.aborted) await writeLine(channel.stderr, `ERROR: ${message}`, signal).catch(() => undefined);
+    if (!signal.aborted) await output.write('stderr', line(`ERROR: ${message}`)).catch(() => undefined);
     return exitStatus;
   }
 }
 
-/** The command as logged: its first two words, never arbitrary client text in full. */
+/** The command as logged: printable, and at most 200 characters of it. */
 function summarize(command: string): string {
   const text = command.replace(/[^\x20-\x7e]/g, '?');
   return text.length > 200 ? `${text.slice(0, 197)}...` : text;

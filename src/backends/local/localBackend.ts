@@ -47,6 +47,9 @@ export class LocalBackend implements AccessBackend {
   async authorizeGit(identity: Identity, service: GitService, repoArg: string, signal: AbortSignal): Promise<GitTarget> {
     const owner = this.options.users.current.keys.get(identity.keyId);
     if (!owner) throw policyError(ERR_ACCESS_DENIED, 'your key is no longer accepted');
+    if (owner.user.name !== identity.username) {
+      throw policyError(ERR_ACCESS_DENIED, 'your key now belongs to another user; connect again');
+    }
     const location = locateRepo(repoArg, this.options.reposDir);
     const level = accessLevel(owner.user.grants, location.name);
     const notFound = policyError(
@@ -77,7 +80,7 @@ export class LocalBackend implements AccessBackend {
       repo: location.name,
       repoDir: location.dir,
       env: { GL_USERNAME: identity.username, GL_PROTOCOL: 'ssh', GL_PROJECT_PATH: location.name },
-      ...(service === 'git-receive-pack' ? { afterSuccess: () => this.repositories.repairHead(location.dir) } : {}),
+      ...(service === 'git-receive-pack' ? { afterSuccess: () => this.repositories.repairHead(location.dir, signal) } : {}),
     };
   }
 

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { GitSshdError } from '../../errors.js';
+import { ERR_GIT_INIT, GitSshdError } from '../../errors.js';
 import { runGit } from '../../git/runGit.js';
 
 /** Bare repositories on disk: recognising, creating, and keeping HEAD useful. */
@@ -26,7 +26,7 @@ export class Repositories {
       signal,
     });
     if (result.code !== 0) {
-      throw new GitSshdError('ERR_GIT_INIT', `git init failed with ${result.code}: ${result.stderr.trim()}`);
+      throw new GitSshdError(ERR_GIT_INIT, `git init failed with ${result.code}: ${result.stderr.trim()}`);
     }
   }
 
@@ -35,8 +35,8 @@ export class Repositories {
    * that branch does not exist, point HEAD at the branch that does (main, master, or the
    * first), so that a clone checks something out instead of warning about a bad HEAD.
    */
-  async repairHead(dir: string): Promise<void> {
-    const options = { env: this.gitEnv, cwd: dir };
+  async repairHead(dir: string, signal: AbortSignal): Promise<void> {
+    const options = { env: this.gitEnv, cwd: dir, signal };
     if ((await runGit(['rev-parse', '--verify', '--quiet', 'HEAD'], options)).code === 0) return;
     const listed = await runGit(['for-each-ref', '--format=%(refname)', 'refs/heads/'], options);
     const branches = listed.stdout.split('\n').filter((line) => line !== '');
