@@ -29,6 +29,8 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   const backend = new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });
   const hostKeys = loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
   const transport = new LocalGitTransport({ baseEnv: config.gitEnv, log });
+  // git runs in process groups of its own, which do not die with us: take them along.
+  process.on('exit', () => transport.killAll());
   const ssh = new SshServer({ config, hostKeys, backend, transport, log, signal: lifecycle.root.signal, version });
   const listener = new Listener({
     address: config.sshd.listen,

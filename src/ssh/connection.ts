@@ -45,6 +45,7 @@ export class Connection {
   private readonly startedAt = performance.now();
   private negotiated: Record<string, string> = {};
   private closeReason: string | undefined;
+  private stopping = false;
   readonly closed: Promise<void>;
 
   constructor(options: ConnectionOptions) {
@@ -65,10 +66,13 @@ export class Connection {
       });
     });
 
+    // ssh2 answers a keepalive timeout or a protocol error by only half-closing the socket;
+    // a peer that stops reading would keep everything open. stop() also destroys it.
     client.on('error', (err: Error & { level?: string }) => {
-      this.closeReason ??= err.level === 'client-timeout' ? 'keepalive timeout' : err.message;
       log.debug({ err: { message: err.message, level: err.level } }, 'connection error');
+      this.stop(err.level === 'client-timeout' ? 'keepalive timeout' : err.message);
     });
+    client.on('end', () => this.stop('client ended the connection'));
     client.on('handshake', (negotiated) => {
       this.negotiated = {
         kex: negotiated.kex,
@@ -79,12 +83,18 @@ export class Connection {
       log.debug(this.negotiated, 'handshake done');
     });
     client.on('authentication', (ctx) => {
+      if (this.abort.signal.aborted) {
+        ctx.reject();
+        return;
+      }
       this.auth.handle(ctx).then(
         (outcome) => {
           this.lastAuthOutcome = outcome;
           log.debug({ method: ctx.method, outcome }, 'authentication attempt');
           // Clients open with method "none" to learn the methods; that is not a failure.
-          if (outcome !== 'accepted' && outcome !== 'key_acceptable' && ctx.method !== 'none') {
+          // Nor is our own failure to look a key up (a system error, not the user's).
+          const failed = outcome !== 'accepted' && outcome !== 'key_acceptable' && outcome !== 'backend_error';
+          if (failed && ctx.method !== 'none') {
             this.authFailures += 1;
             if (this.authFailures >= MAX_AUTH_FAILURES) this.stop('too many authentication failures');
           }
@@ -132,6 +142,7 @@ export class Connection {
       log: this.options.log,
       signal: this.abort.signal,
       correlationId: this.options.correlationId,
+      onViolation: (reason) => this.stop(reason),
     });
     const done = session.done.then((record) => {
       this.sessions.delete(done);
@@ -144,6 +155,8 @@ export class Connection {
 
   /** Ends the connection now: sessions are aborted, their git processes killed. */
   stop(reason: string): void {
+    if (this.stopping) return;
+    this.stopping = true;
     this.closeReason ??= reason;
     this.abort.abort(new Error(reason));
     this.options.client.end();

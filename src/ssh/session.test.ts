@@ -23,6 +23,7 @@ function makeSession(signal: AbortSignal): { session: Session; ssh2Session: Even
     log: pino({ level: 'silent' }),
     signal,
     correlationId: 'test',
+    onViolation: () => undefined,
   });
   return { session, ssh2Session };
 }

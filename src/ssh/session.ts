@@ -30,11 +30,17 @@ export interface SessionOptions {
   /** Aborted when the connection goes away (or the server stops). */
   readonly signal: AbortSignal;
   readonly correlationId: string;
+  /** Called when the client breaks the protocol in a way that ends the whole connection. */
+  readonly onViolation: (reason: string) => void;
 }
 
 const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
 /** ssh2 queues what a client sends past its window instead of refusing it: cap the queue. */
 const MAX_UNREAD_INPUT = 4 * 1024 * 1024;
+/** ssh2 loops forever writing to a channel whose maximum packet size is 0; refuse tiny ones. */
+const MIN_PACKET_SIZE = 1024;
+/** How long a client may take to acknowledge our close of its channel. */
+const CLOSE_ACK_TIMEOUT_MS = 10_000;
 const EXIT_UNKNOWN_COMMAND = 128;
 const EXIT_FAILURE = 1;
 
@@ -50,10 +56,16 @@ export class Session {
   private started = false;
   readonly done: Promise<SessionRecord | undefined>;
   private finish!: (record: SessionRecord | undefined) => void;
+  private detach: () => void = () => undefined;
 
   constructor(options: SessionOptions) {
     this.options = options;
-    this.done = new Promise((resolve) => (this.finish = resolve));
+    this.done = new Promise((resolve) => {
+      this.finish = (record) => {
+        this.detach();
+        resolve(record);
+      };
+    });
     const { session, log } = options;
     // ssh2 emits no 'close' for a session whose connection dropped before a command was
     // run: finish here too, or the connection would wait for this session forever.
@@ -62,6 +74,7 @@ export class Session {
       if (!this.started) this.finish(undefined);
     };
     options.signal.addEventListener('abort', onParentAbort, { once: true });
+    this.detach = () => options.signal.removeEventListener('abort', onParentAbort);
 
     session.on('env', (accept, reject, info) => {
       if (info.key === 'GIT_PROTOCOL' && GIT_PROTOCOL_VALUE.test(info.val) && !this.started) {
@@ -81,7 +94,6 @@ export class Session {
     session.on('shell', (accept, reject) => this.start('', accept, reject));
     session.on('exec', (accept, reject, info) => this.start(info.command, accept, reject));
     session.on('close', () => {
-      options.signal.removeEventListener('abort', onParentAbort);
       this.abort.abort(new Error('session closed'));
       if (!this.started) this.finish(undefined);
     });
@@ -96,8 +108,31 @@ export class Session {
     const channel = accept();
     channel.on('error', (err: Error) => this.options.log.debug({ err }, 'channel error'));
     channel.stderr.on('error', (err: Error) => this.options.log.debug({ err }, 'channel stderr error'));
+    const closed = new Promise<void>((resolve) => channel.once('close', resolve));
+    const packetSize = (channel.outgoing as { packetSize: number }).packetSize;
+    if (packetSize < MIN_PACKET_SIZE) {
+      this.violation(`maximum packet size ${packetSize} is too small`);
+      this.finish(undefined);
+      return;
+    }
     this.capUnreadInput(channel);
-    void this.run(command, channel).then((record) => this.finish(record));
+    void this.run(command, channel)
+      .then(async (record) => {
+        // Input nobody will read is dropped, not kept; the session still counts against the
+        // limit until the client acknowledges the close, so unacknowledged channels cannot pile up.
+        channel.resume();
+        const acknowledged = await Promise.race([closed.then(() => true), delay(CLOSE_ACK_TIMEOUT_MS, false)]);
+        if (!acknowledged && !this.abort.signal.aborted) this.violation('channel close not acknowledged');
+        return record;
+      })
+      .then((record) => this.finish(record));
+  }
+
+  private violation(reason: string): void {
+    if (this.abort.signal.aborted) return;
+    this.options.log.warn({ reason }, 'protocol violation; closing the connection');
+    this.abort.abort(new Error(reason));
+    this.options.onViolation(reason);
   }
 
   /**
@@ -108,10 +143,10 @@ export class Session {
   private capUnreadInput(channel: ServerChannel): void {
     const push = channel.push.bind(channel);
     channel.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+      if (this.abort.signal.aborted && Buffer.isBuffer(chunk)) return false;
       if (Buffer.isBuffer(chunk) && channel.readableLength + chunk.length > MAX_UNREAD_INPUT) {
         this.options.log.warn({ unread: channel.readableLength }, 'client sent past its window; closing the session');
-        this.abort.abort(new Error('flow control violation'));
-        channel.destroy();
+        this.violation('data sent past the channel window');
         return false;
       }
       return push(chunk, encoding);
@@ -182,6 +217,10 @@ export class Session {
     if (!signal.aborted) await output.write('stderr', line(`ERROR: ${message}`)).catch(() => undefined);
     return exitStatus;
   }
+}
+
+function delay<T>(ms: number, value: T): Promise<T> {
+  return new Promise((resolve) => setTimeout(() => resolve(value), ms).unref());
 }
 
 /** The command as logged: printable, and at most 200 characters of it. */
