@@ -14,6 +14,18 @@ after(() => rmSync(base, { recursive: true, force: true }));
 let dirCount = 0;
 const freshDir = (): string => join(base, `case-${++dirCount}`);
 
+/** A store on a fresh users file (created from the template), closed after `fn`. */
+function withStore(fn: (context: { file: string; store: UsersStore; lines: ReturnType<typeof memoryLogger>['lines'] }) => void): void {
+  const file = join(freshDir(), 'users.yml');
+  const { log, lines } = memoryLogger();
+  const store = new UsersStore({ file, createIfMissing: true, log });
+  try {
+    fn({ file, store, lines });
+  } finally {
+    store.close();
+  }
+}
+
 const usersText = (...names: string[]): string => `users:\n${names.map((name) => `  - name: ${name}\n`).join('')}`;
 const userNames = (store: UsersStore): string[] => [...store.current.users.keys()];
 
@@ -58,56 +70,41 @@ describe('UsersStore', () => {
   });
 
   test('reload takes a valid change and reports whether anything changed', () => {
-    const file = join(freshDir(), 'users.yml');
-    const { log, lines } = memoryLogger();
-    const store = new UsersStore({ file, createIfMissing: true, log });
-    try {
-      writeFileSync(file, usersText('alice'));
-      assert.equal(store.reload(), true);
-      assert.deepEqual(userNames(store), ['alice']);
-      assert.ok(lines.some((line) => line.msg === 'reloaded users file' && line.users === 1));
-      assert.equal(store.reload(), false, 'the same content is not taken twice');
-    } finally {
-      store.close();
-    }
+    withStore(({ file, store, lines }) => {
+        writeFileSync(file, usersText('alice'));
+        assert.equal(store.reload(), true);
+        assert.deepEqual(userNames(store), ['alice']);
+        assert.ok(lines.some((line) => line.msg === 'reloaded users file' && line.users === 1));
+        assert.equal(store.reload(), false, 'the same content is not taken twice');
+    });
   });
 
   test('reload keeps the last good file when the change is invalid, and logs an error', () => {
-    const file = join(freshDir(), 'users.yml');
-    const { log, lines } = memoryLogger();
-    const store = new UsersStore({ file, createIfMissing: true, log });
-    try {
-      writeFileSync(file, usersText('alice'));
-      assert.equal(store.reload(), true);
-      const good = store.current;
+    withStore(({ file, store, lines }) => {
+        writeFileSync(file, usersText('alice'));
+        assert.equal(store.reload(), true);
+        const good = store.current;
 
-      writeFileSync(file, 'users:\n  - name: alice\n    keys: [unclosed\n');
-      assert.equal(store.reload(), false);
-      assert.equal(store.current, good);
-      const errors = lines.filter((line) => line.level === 50);
-      assert.equal(errors.length, 1);
-      assert.equal(errors[0]?.file, file);
+        writeFileSync(file, 'users:\n  - name: alice\n    keys: [unclosed\n');
+        assert.equal(store.reload(), false);
+        assert.equal(store.current, good);
+        const errors = lines.filter((line) => line.level === 50);
+        assert.equal(errors.length, 1);
+        assert.equal(errors[0]?.file, file);
 
-      writeFileSync(file, usersText('alice', 'bob'));
-      assert.equal(store.reload(), true, 'a later valid change is taken again');
-      assert.deepEqual(userNames(store), ['alice', 'bob']);
-    } finally {
-      store.close();
-    }
+        writeFileSync(file, usersText('alice', 'bob'));
+        assert.equal(store.reload(), true, 'a later valid change is taken again');
+        assert.deepEqual(userNames(store), ['alice', 'bob']);
+    });
   });
 
   test('reload keeps the last good file when the file disappears', () => {
-    const file = join(freshDir(), 'users.yml');
-    const { log, lines } = memoryLogger();
-    const store = new UsersStore({ file, createIfMissing: true, log });
-    try {
-      rmSync(file);
-      assert.equal(store.reload(), false);
-      assert.equal(store.current.users.size, 0);
-      assert.ok(lines.some((line) => line.level === 50 && line.reason === 'ENOENT'));
-    } finally {
-      store.close();
-    }
+    withStore(({ file, store, lines }) => {
+        rmSync(file);
+        assert.equal(store.reload(), false);
+        assert.equal(store.current.users.size, 0);
+        assert.ok(lines.some((line) => line.level === 50 && line.reason === 'ENOENT'));
+    });
   });
 
   test('watch sees a file replaced by an atomic rename', async () => {
