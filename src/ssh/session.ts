@@ -121,7 +121,11 @@ export class Session {
         // Input nobody will read is dropped, not kept; the session still counts against the
         // limit until the client acknowledges the close, so unacknowledged channels cannot pile up.
         channel.resume();
-        const acknowledged = await Promise.race([closed.then(() => true), delay(CLOSE_ACK_TIMEOUT_MS, false)]);
+        const acknowledged = await Promise.race([
+          closed.then(() => true),
+          aborted(this.abort.signal),
+          delay(CLOSE_ACK_TIMEOUT_MS, false),
+        ]);
         if (!acknowledged && !this.abort.signal.aborted) this.violation('channel close not acknowledged');
         return record;
       })
@@ -217,6 +221,12 @@ export class Session {
     if (!signal.aborted) await output.write('stderr', line(`ERROR: ${message}`)).catch(() => undefined);
     return exitStatus;
   }
+}
+
+/** Resolves (true: nothing left to wait for) once the signal aborts. */
+function aborted(signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(true), { once: true }));
 }
 
 function delay<T>(ms: number, value: T): Promise<T> {
