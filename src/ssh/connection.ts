@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Connection as Ssh2Connection } from 'ssh2';
+import type { Connection as Ssh2Connection, Session as Ssh2Session } from 'ssh2';
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
@@ -126,7 +126,7 @@ export class Connection {
     });
   }
 
-  private openSession(accept: () => import('ssh2').Session, reject: () => void): void {
+  private openSession(accept: () => Ssh2Session, reject: () => void): void {
     const identity = this.auth.identity;
     if (!identity || this.abort.signal.aborted) return reject();
     if (this.sessions.size >= this.options.concurrentSessionsLimit) {
