@@ -47,9 +47,22 @@ function warnIfExposed(path: string, log: Logger): void {
   }
 }
 
+/**
+ * ssh2 1.17 strips leading zero bytes from an ed25519 public key when it writes the
+ * pair, so about one generated key in 256 is one that ssh2 itself cannot read back.
+ * Such a pair is thrown away and another drawn (bounded: the odds of five in a row are 2^-40).
+ */
+function generateUsablePair(type: (typeof GENERATED)[number]): { private: string; public: string } {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const pair = utils.generateKeyPairSync(type.type as 'ed25519', type.options as never);
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
+  }
+  throw new GitSshdError(ERR_HOST_KEYS, `could not generate a usable ${type.type} host key`);
+}
+
 /** Writes a key once: `wx` fails if another process created it first, and we then read theirs. */
 function generate(path: string, type: (typeof GENERATED)[number], log: Logger): void {
-  const pair = utils.generateKeyPairSync(type.type as 'ed25519', type.options as never);
+  const pair = generateUsablePair(type);
   try {
     writeFileSync(path, pair.private, { mode: 0o600, flag: 'wx' });
   } catch (err) {
