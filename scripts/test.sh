@@ -28,4 +28,5 @@ npm run --silent build
 npm run --silent typecheck
 
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-exec node --import tsx --test --test-concurrency=2 "${files[@]}"
+# A hung test fails by name after two minutes instead of stalling CI.
+exec node --import tsx --test --test-concurrency=2 --test-timeout=120000 "${files[@]}"

@@ -27,6 +27,7 @@ export const ERR_UNKNOWN_COMMAND = 'ERR_UNKNOWN_COMMAND';
 export const ERR_BAD_COMMAND = 'ERR_BAD_COMMAND';
 export const ERR_GIT_INIT = 'ERR_GIT_INIT';
 export const ERR_INTERNAL = 'ERR_INTERNAL';
+export const ERR_MONITORING = 'ERR_MONITORING';
 
 export function policyError(code: string, message: string): GitSshdError {
   return new GitSshdError(code, message, { errorClass: 'policy' });

@@ -8,11 +8,15 @@ import { LocalGitTransport } from './git/localTransport.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { drain } from './lifecycle/shutdown.js';
 import { createLogger, type Logger } from './logging/logger.js';
+import { Metrics } from './monitoring/metrics.js';
+import { MonitoringServer } from './monitoring/server.js';
 import { Listener } from './server/listener.js';
 import { plainAddress } from './server/address.js';
+import { StartupLimiter } from './server/startupLimiter.js';
 import { loadHostKeys } from './ssh/hostkeys/hostKeys.js';
 import { SshServer } from './ssh/server.js';
 import { readVersion } from './version.js';
+import { Registry } from 'prom-client';
 
 const EXIT_CONFIG = 2;
 const EXIT_START = 1;
@@ -31,11 +35,50 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   const transport = new LocalGitTransport({ baseEnv: config.gitEnv, log });
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => transport.killAll());
-  const ssh = new SshServer({ config, hostKeys, backend, transport, log, signal: lifecycle.root.signal, version });
+  let ssh: SshServer | undefined;
+  const metrics = new Metrics(
+    new Registry(),
+    {
+      lifecycleState: () => lifecycle.state,
+      drainSeconds: () => lifecycle.drainSeconds,
+      bytes: () => ssh?.bytes() ?? { received: 0, sent: 0 },
+    },
+    version,
+  );
+  // Up first, answering 502 on readiness until the SSH port listens; a port taken is fatal.
+  const monitoring = config.sshd.webListen
+    ? new MonitoringServer({
+        address: config.sshd.webListen,
+        readinessPath: config.sshd.readinessProbe,
+        livenessPath: config.sshd.livenessProbe,
+        lifecycle,
+        registry: metrics.registry,
+        log,
+      })
+    : undefined;
+  if (monitoring) {
+    const bound = await monitoring.listen();
+    log.info({ address: bound.address, port: bound.port }, 'monitoring server listening');
+  }
+  const { sshd } = config;
+  const startupLimiter = new StartupLimiter({ maxStartups: sshd.maxStartups, perSource: sshd.perSourceMaxStartups });
+  ssh = new SshServer({
+    config,
+    hostKeys,
+    backend,
+    transport,
+    log,
+    metrics,
+    startupLimiter,
+    signal: lifecycle.root.signal,
+    drainSignal: lifecycle.drain.signal,
+    version,
+  });
+  const sshServer = ssh;
   const listener = new Listener({
     address: config.sshd.listen,
     log,
-    onSocket: (socket) => ssh.handleSocket(socket, { ip: plainAddress(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }),
+    onSocket: (socket) => sshServer.handleSocket(socket, { ip: plainAddress(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }),
   });
 
   const address = await listener.listen();
@@ -55,9 +98,16 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       lifecycle,
       log,
       gracePeriodMs: config.sshd.gracePeriodMs,
-      target: { stopAccepting: () => listener.close(), allClosed: () => ssh.allClosed(), get connectionCount() { return ssh.connectionCount; } },
+      target: {
+        stopAccepting: () => listener.close(),
+        allClosed: () => sshServer.allClosed(),
+        get connectionCount() {
+          return sshServer.connectionCount;
+        },
+        oldestConnectionAgeMs: () => sshServer.oldestConnectionAgeMs(),
+      },
     })
-      .then(() => backend.close())
+      .then(() => Promise.all([backend.close(), monitoring?.close()]))
       .then(() => {
         log.flush();
         process.exitCode = 0;

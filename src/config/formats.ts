@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { SUPPORTED_ALGORITHMS } from './algorithms.js';
 import { DURATION_HELP, parseDurationMs } from './duration.js';
-import type { ListenAddress } from './types.js';
+import type { ListenAddress, MaxStartups } from './types.js';
 
 /** "host:port", "[v6]:port" or ":port" (all interfaces), as Go's net.Listen takes them. */
 export function parseListenAddress(value: string): ListenAddress | undefined {
@@ -74,6 +74,19 @@ function algorithmList(supported: readonly string[]) {
   };
 }
 
+/** OpenSSH's MaxStartups: "start:rate:full" (refuse rate% from start, rising to all at full) or "N". */
+export function parseMaxStartups(value: unknown): MaxStartups | undefined {
+  const text = typeof value === 'number' ? String(value) : value;
+  if (typeof text !== 'string') return undefined;
+  const match = /^\s*(\d{1,6})(?::(\d{1,3}):(\d{1,6}))?\s*$/.exec(text);
+  if (!match) return undefined;
+  const start = Number(match[1]);
+  const rate = match[2] === undefined ? 100 : Number(match[2]);
+  const full = match[3] === undefined ? start : Number(match[3]);
+  if (start < 1 || rate < 1 || rate > 100 || full < start) return undefined;
+  return { start, rate, full };
+}
+
 /** Formats shared by the schema; registered on a convict instance by the loader. */
 export const FORMATS = {
   duration: {
@@ -129,6 +142,14 @@ export const FORMATS = {
       if (!Number.isInteger(value) || (value as number) < 0) throw invalid('must be an integer of 0 or more', value);
     },
     coerce: integerOrAsIs,
+  },
+  'max-startups': {
+    validate(value: unknown): void {
+      if (parseMaxStartups(value) === undefined) {
+        throw invalid('must be "start:rate:full" (start >= 1, rate 1-100 percent, full >= start) or a single number', value);
+      }
+    },
+    coerce: (value: string): string => value,
   },
   'http-path': {
     validate(value: unknown): void {

@@ -4,9 +4,9 @@ import convict from 'convict';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ERR_CONFIG, GitSshdError } from '../errors.js';
 import { parseDurationMs } from './duration.js';
-import { booleanOrAsIs, FORMATS, parseListenAddress } from './formats.js';
-import { SCHEMA } from './schema.js';
-import type { BackendKind, Config, ListenAddress, LogLevel, ProxyPolicy } from './types.js';
+import { booleanOrAsIs, FORMATS, parseListenAddress, parseMaxStartups } from './formats.js';
+import { METRICS_PATH, SCHEMA } from './schema.js';
+import type { BackendKind, Config, ListenAddress, LogLevel, MaxStartups, ProxyPolicy } from './types.js';
 
 export interface LoadOptions {
   readonly argv: readonly string[];
@@ -188,8 +188,16 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       `invalid ${where}: sshd.proxy_protocol: PROXY protocol is not available in this version; a load balancer's header would break every handshake: value was true`,
     );
   }
+  const paths = [
+    ['sshd.readiness_probe', raw.sshd.readiness_probe],
+    ['sshd.liveness_probe', raw.sshd.liveness_probe],
+    ['/metrics', METRICS_PATH],
+  ] as const;
+  for (const [index, [key, path]] of paths.entries()) {
+    const clash = paths.slice(index + 1).find(([, other]) => other === path);
+    if (clash) throw configError(`invalid ${where}: ${key}: ${JSON.stringify(path)} is also ${clash[0] === '/metrics' ? 'the metrics path' : clash[0]}; each monitoring path must be different`);
+  }
   const notYet: Array<[string, boolean]> = [
-    ['sshd.web_listen (monitoring server)', typeof (file.sshd as Record<string, unknown> | undefined)?.web_listen === 'string' && raw.sshd.web_listen !== ''],
     ['sshd.host_cert_files / host_key_certs (host certificates)', raw.sshd.host_cert_files.length + raw.sshd.host_key_certs.length > 0],
     ['sshd.trusted_user_ca_keys (user certificates)', raw.sshd.trusted_user_ca_keys.length > 0],
   ];
@@ -229,6 +237,9 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       concurrentSessionsLimit: raw.sshd.concurrent_sessions_limit,
       clientAliveIntervalMs: durationMs(raw.sshd.client_alive_interval),
       clientAliveCountMax: raw.sshd.client_alive_count_max,
+      maxStartups: parseMaxStartups(raw.sshd.max_startups) as MaxStartups,
+      perSourceMaxStartups: raw.sshd.per_source_max_startups,
+      maxAuthTries: raw.sshd.max_auth_tries,
       gracePeriodMs: durationMs(raw.sshd.grace_period),
       loginGraceTimeMs: durationMs(raw.sshd.login_grace_time),
       readinessProbe: raw.sshd.readiness_probe,

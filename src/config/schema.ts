@@ -26,6 +26,9 @@ const list = (doc: string, def: string[] = [], env?: string) => ({
 });
 const legacy = (doc: string, format: unknown = '*', def: unknown = null) => ({ doc: `legacy, ignored: ${doc}`, format, default: def });
 
+/** Where the monitoring server serves Prometheus metrics (fixed, as in gitlab-sshd). */
+export const METRICS_PATH = '/metrics';
+
 export const SCHEMA = {
   user: { doc: 'The only SSH user name accepted', format: 'user-name', default: 'git', env: 'GIT_SSHD_USER' },
   backend: { doc: 'Access backend: local or gitlab', format: 'backend', default: 'local', env: 'GIT_SSHD_BACKEND' },
@@ -85,6 +88,18 @@ export const SCHEMA = {
       format: 'positive-int',
       default: 3,
     },
+    max_startups: {
+      doc: 'Unauthenticated connections: from "start" refuse "rate"% of new ones, rising to all at "full" (OpenSSH MaxStartups)',
+      format: 'max-startups',
+      default: '10:30:100',
+      env: 'GIT_SSHD_MAX_STARTUPS',
+    },
+    per_source_max_startups: {
+      doc: 'Unauthenticated connections from one address; 0 = no per-address limit',
+      format: 'non-negative-int',
+      default: 0,
+    },
+    max_auth_tries: { doc: 'Failed authentication attempts before the connection is closed', format: 'positive-int', default: 6 },
     grace_period: duration('Drain time after SIGTERM', '10s', 'GIT_SSHD_GRACE_PERIOD'),
     login_grace_time: duration('Time to authenticate; 0 = no limit', '60s'),
     readiness_probe: { doc: 'Readiness path', format: 'http-path', default: '/start' },

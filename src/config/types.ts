@@ -7,6 +7,13 @@ export interface ListenAddress {
   readonly port: number;
 }
 
+/** OpenSSH's MaxStartups start:rate:full. */
+export interface MaxStartups {
+  readonly start: number;
+  readonly rate: number;
+  readonly full: number;
+}
+
 /** The validated, frozen configuration. Durations are milliseconds. */
 export interface Config {
   readonly user: string;
@@ -38,6 +45,10 @@ export interface Config {
     readonly concurrentSessionsLimit: number;
     readonly clientAliveIntervalMs: number;
     readonly clientAliveCountMax: number;
+    readonly maxStartups: MaxStartups;
+    /** 0 = no per-address limit. */
+    readonly perSourceMaxStartups: number;
+    readonly maxAuthTries: number;
     readonly gracePeriodMs: number;
     readonly loginGraceTimeMs: number;
     readonly readinessProbe: string;

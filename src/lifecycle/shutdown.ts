@@ -7,6 +7,8 @@ export interface DrainTarget {
   /** Resolves when no connection is left. */
   allClosed(): Promise<void>;
   readonly connectionCount: number;
+  /** Milliseconds since the oldest open connection was accepted. */
+  oldestConnectionAgeMs(): number;
 }
 
 export interface ShutdownOptions {
@@ -30,8 +32,9 @@ export async function drain(options: ShutdownOptions): Promise<void> {
   const { lifecycle, target, log } = options;
   if (!lifecycle.moveTo('draining')) return;
   const openAtSignal = target.connectionCount;
+  const oldestAgeMs = target.oldestConnectionAgeMs();
   const started = performance.now();
-  log.info({ connections: openAtSignal, grace_period_ms: options.gracePeriodMs }, 'draining');
+  log.info({ connections: openAtSignal, oldest_connection_age_ms: oldestAgeMs, grace_period_ms: options.gracePeriodMs }, 'draining');
   await target.stopAccepting();
   const outcome = await Promise.race([target.allClosed().then(() => 'closed' as const), sleep(options.gracePeriodMs)]);
   const cut = outcome === 'timeout' ? target.connectionCount : 0;
@@ -39,7 +42,13 @@ export async function drain(options: ShutdownOptions): Promise<void> {
   if (cut > 0) await Promise.race([target.allClosed(), sleep(options.closeTimeoutMs ?? 5000)]);
   lifecycle.moveTo('stopped');
   log.info(
-    { connections_at_signal: openAtSignal, finished: openAtSignal - cut, cut, drain_ms: Math.round(performance.now() - started) },
+    {
+      connections_at_signal: openAtSignal,
+      oldest_connection_age_ms: oldestAgeMs,
+      finished: Math.max(0, openAtSignal - cut),
+      cut,
+      drain_ms: Math.round(performance.now() - started),
+    },
     'stopped',
   );
 }

@@ -3,15 +3,29 @@ import type { Connection as Ssh2Connection, Session as Ssh2Session } from 'ssh2'
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
+import { authMethodLabel } from '../monitoring/labels.js';
+import type { DropReason, Metrics } from '../monitoring/metrics.js';
 import { PublicKeyAuth, type AuthOutcome } from './auth.js';
+import { rejectChannel } from './channelOpen.js';
+import type { PhaseTracker } from './phase.js';
 import { Session, type SessionRecord } from './session.js';
 
-/** Failed authentication attempts before we disconnect (OpenSSH's MaxAuthTries default). */
-const MAX_AUTH_FAILURES = 6;
 /** Sessions kept for the summary line of a long multiplexed connection; the rest are counted. */
 const MAX_RECORDS = 50;
 /** How long a connection told to close may take before its socket is destroyed. */
 const CLOSE_TIMEOUT_MS = 2000;
+/**
+ * When the drain begins, a connection with no session is closed once it has stayed idle
+ * this long: a client that has just authenticated is about to open its session.
+ */
+const DRAIN_IDLE_MS = 1000;
+/**
+ * At the end of the grace period: how long the shutdown notice may take to go out, and
+ * then how long the close may take, so that the process exits within a second of it.
+ */
+const NOTICE_TIMEOUT_MS = 300;
+const SHUTDOWN_CLOSE_TIMEOUT_MS = 500;
+const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this session; please retry.\n';
 
 export interface ConnectionOptions {
   readonly client: Ssh2Connection;
@@ -19,14 +33,21 @@ export interface ConnectionOptions {
   readonly user: string;
   readonly publicKeyAlgorithms: readonly string[];
   readonly concurrentSessionsLimit: number;
+  readonly maxAuthTries: number;
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
   /** Child logger carrying the correlation id and client address. */
   readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly phase: PhaseTracker;
+  /** When the socket was accepted (performance.now()). */
+  readonly acceptedAt: number;
   readonly correlationId: string;
   readonly clientVersion: string;
-  /** Aborted to stop this connection and everything it runs. */
+  /** Aborted when the server stops: running sessions are cut and the connection closed. */
   readonly signal: AbortSignal;
+  /** Aborted when the drain begins: the connection closes once it has nothing running. */
+  readonly drainSignal: AbortSignal;
 }
 
 /**
@@ -37,29 +58,37 @@ export class Connection {
   private readonly options: ConnectionOptions;
   private readonly abort = new AbortController();
   private readonly auth: PublicKeyAuth;
-  private readonly sessions = new Set<Promise<SessionRecord | undefined>>();
+  private readonly sessions = new Map<Session, Promise<SessionRecord | undefined>>();
   private readonly records: SessionRecord[] = [];
   private recordsDropped = 0;
   private lastAuthOutcome: AuthOutcome | undefined;
   private authFailures = 0;
+  private reachedAuthentication = false;
+  private serverError = false;
   private readonly startedAt = performance.now();
   private negotiated: Record<string, string> = {};
   private closeReason: string | undefined;
   private stopping = false;
+  private sessionsCut = 0;
+  private cutting = false;
   readonly closed: Promise<void>;
 
   constructor(options: ConnectionOptions) {
     this.options = options;
-    const { client, log } = options;
+    const { client, log, metrics } = options;
     this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, signal: this.abort.signal });
-    const onStop = (): void => this.stop('server stopping');
+    const onStop = (): void => void this.cutAndStop();
+    const onDrain = (): void => this.leaveWhenIdle(DRAIN_IDLE_MS);
     options.signal.addEventListener('abort', onStop, { once: true });
+    options.drainSignal.addEventListener('abort', onDrain, { once: true });
 
     this.closed = new Promise((resolve) => {
       client.on('close', () => {
         options.signal.removeEventListener('abort', onStop);
+        options.drainSignal.removeEventListener('abort', onDrain);
         this.abort.abort(new Error('connection closed'));
-        void Promise.allSettled(this.sessions).then(() => {
+        void Promise.allSettled(this.sessions.values()).then(() => {
+          if (this.serverError) metrics.sliConnectionErrors.inc();
           this.logSummary();
           resolve();
         });
@@ -70,7 +99,12 @@ export class Connection {
     // a peer that stops reading would keep everything open. stop() also destroys it.
     client.on('error', (err: Error & { level?: string }) => {
       log.debug({ err: { message: err.message, level: err.level } }, 'connection error');
-      this.stop(err.level === 'client-timeout' ? 'keepalive timeout' : err.message);
+      if (err.level === 'client-timeout') {
+        log.info({ client_alive_count_max: 'exceeded' }, 'client stopped answering keepalives; closing the connection');
+        this.drop('keepalive_timeout', 'keepalive timeout');
+      } else {
+        this.stop(err.message);
+      }
     });
     client.on('end', () => this.stop('client ended the connection'));
     client.on('handshake', (negotiated) => {
@@ -80,9 +114,16 @@ export class Connection {
         cipher: negotiated.cs.cipher,
         mac: negotiated.cs.mac,
       };
+      for (const [kind, algorithm] of Object.entries(this.negotiated)) {
+        metrics.negotiatedAlgorithms.inc({ kind, algorithm });
+      }
       log.debug(this.negotiated, 'handshake done');
     });
     client.on('authentication', (ctx) => {
+      if (!this.reachedAuthentication) {
+        this.reachedAuthentication = true;
+        metrics.sliConnections.inc();
+      }
       if (this.abort.signal.aborted) {
         ctx.reject();
         return;
@@ -90,24 +131,32 @@ export class Connection {
       this.auth.handle(ctx).then(
         (outcome) => {
           this.lastAuthOutcome = outcome;
+          metrics.authAttempts.inc({ method: authMethodLabel(ctx.method), outcome });
           log.debug({ method: ctx.method, outcome }, 'authentication attempt');
+          if (outcome === 'backend_error') this.serverError = true;
           // Clients open with method "none" to learn the methods; that is not a failure.
           // Nor is our own failure to look a key up (a system error, not the user's).
           const failed = outcome !== 'accepted' && outcome !== 'key_acceptable' && outcome !== 'backend_error';
           if (failed && ctx.method !== 'none') {
             this.authFailures += 1;
-            if (this.authFailures >= MAX_AUTH_FAILURES) this.stop('too many authentication failures');
+            if (this.authFailures >= options.maxAuthTries) this.drop('max_auth_tries', 'too many authentication failures');
           }
         },
         (err: unknown) => {
           log.error({ err }, 'authentication failed unexpectedly');
+          this.serverError = true;
+          metrics.authAttempts.inc({ method: authMethodLabel(ctx.method), outcome: 'internal_error' });
           ctx.reject();
         },
       );
     });
     client.on('ready', () => {
       const identity = this.auth.identity;
+      metrics.sessionEstablishedDuration.observe((performance.now() - options.acceptedAt) / 1000);
+      options.phase.move('idle');
       log.info({ user: identity?.username, key_fingerprint: identity?.keyFingerprint }, 'authenticated');
+      // Authenticated during the drain: it may run what it came for, then it leaves.
+      if (options.drainSignal.aborted) this.leaveWhenIdle(DRAIN_IDLE_MS);
     });
     client.on('session', (accept, reject) => this.openSession(accept, reject));
     // The server may have begun stopping while this client was still sending its banner.
@@ -126,42 +175,95 @@ export class Connection {
     });
   }
 
+  /** How long this connection has been open, in milliseconds. */
+  get ageMs(): number {
+    return performance.now() - this.options.acceptedAt;
+  }
+
   private openSession(accept: () => Ssh2Session, reject: () => void): void {
+    const { metrics, log, client } = this.options;
     const identity = this.auth.identity;
     if (!identity || this.abort.signal.aborted) return reject();
     if (this.sessions.size >= this.options.concurrentSessionsLimit) {
-      this.options.log.warn({ limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
-      return reject();
+      log.warn({ limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
+      metrics.concurrentLimitedSessions.inc();
+      rejectChannel(client, reject, 'resource_shortage', 'too many concurrent sessions');
+      return;
     }
+    const openedAt = performance.now();
+    metrics.sliSessions.inc();
     const session = new Session({
       session: accept(),
       socket: this.options.socket,
       identity,
       backend: this.options.backend,
       transport: this.options.transport,
-      log: this.options.log,
+      log,
+      metrics,
       signal: this.abort.signal,
       correlationId: this.options.correlationId,
-      onViolation: (reason) => this.stop(reason),
+      onViolation: (reason) => this.drop('protocol_violation', reason),
     });
     const done = session.done.then((record) => {
-      this.sessions.delete(done);
+      this.sessions.delete(session);
+      metrics.sessionDuration.observe((performance.now() - openedAt) / 1000);
       if (record && this.records.length < MAX_RECORDS) this.records.push(record);
       else if (record) this.recordsDropped += 1;
+      if (this.sessions.size === 0) {
+        this.options.phase.move('idle');
+        if (this.options.drainSignal.aborted && !this.cutting) this.stop('server draining');
+      }
       return record;
     });
-    this.sessions.add(done);
+    this.sessions.set(session, done);
+    this.options.phase.move('active');
+  }
+
+  /**
+   * The drain has begun: a connection with nothing running leaves once it has stayed idle
+   * for `idleMs` (a client that just authenticated gets to open its session); one with
+   * sessions leaves when the last ends.
+   */
+  private leaveWhenIdle(idleMs: number): void {
+    if (this.stopping || !this.auth.identity) return;
+    const check = (): void => {
+      if (this.sessions.size === 0) this.stop('server draining');
+    };
+    if (this.sessions.size === 0) setTimeout(check, idleMs).unref();
+  }
+
+  /** The grace period is over: each running session gets a notice on stderr, then the connection closes. */
+  private async cutAndStop(): Promise<void> {
+    if (this.stopping) return;
+    this.cutting = true;
+    const running = [...this.sessions.keys()].map((session) => session.cut(SHUTDOWN_NOTICE, NOTICE_TIMEOUT_MS));
+    const cut = (await Promise.all(running)).filter(Boolean).length;
+    if (cut > 0) {
+      this.sessionsCut = cut;
+      this.options.metrics.sessionsCutAtShutdown.inc(cut);
+      this.options.log.warn({ sessions: cut }, 'grace period over: sessions cut');
+      this.drop('shutdown', 'server stopping: grace period over', SHUTDOWN_CLOSE_TIMEOUT_MS);
+    } else {
+      this.stop('server stopping', SHUTDOWN_CLOSE_TIMEOUT_MS);
+    }
+  }
+
+  /** Closes the connection for a reason the server chose, counted by reason. */
+  private drop(reason: DropReason, detail: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
+    if (this.stopping) return;
+    this.options.metrics.connectionsDropped.inc({ reason });
+    this.stop(detail, closeTimeoutMs);
   }
 
   /** Ends the connection now: sessions are aborted, their git processes killed. */
-  stop(reason: string): void {
+  stop(reason: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
     if (this.stopping) return;
     this.stopping = true;
     this.closeReason ??= reason;
     this.abort.abort(new Error(reason));
     this.options.client.end();
     // end() only half-closes: a peer that never closes its side must not hold us open.
-    setTimeout(() => this.options.socket.destroy(), CLOSE_TIMEOUT_MS).unref();
+    setTimeout(() => this.options.socket.destroy(), closeTimeoutMs).unref();
   }
 
   private logSummary(): void {
@@ -185,6 +287,7 @@ export class Connection {
           ...(record.error ? { error: record.error } : {}),
         })),
         ...(this.recordsDropped > 0 ? { sessions_not_listed: this.recordsDropped } : {}),
+        ...(this.sessionsCut > 0 ? { sessions_cut: this.sessionsCut } : {}),
         bytes_in: socket.bytesRead,
         bytes_out: socket.bytesWritten,
         duration_ms: Math.round(performance.now() - this.startedAt),

@@ -5,9 +5,13 @@ import type { Config } from '../config/types.js';
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
+import { BoundedLabels, clientSoftwareFamily } from '../monitoring/labels.js';
+import type { Metrics } from '../monitoring/metrics.js';
+import type { StartupLimiter } from '../server/startupLimiter.js';
 import { buildAlgorithms } from './algorithms.js';
 import { Connection } from './connection.js';
 import type { HostKey } from './hostkeys/hostKeys.js';
+import { PhaseTracker } from './phase.js';
 
 /** The client's address as we report it (PROXY protocol will replace the socket's). */
 export interface RemoteAddress {
@@ -20,6 +24,9 @@ interface Pending {
   readonly log: Logger;
   readonly correlationId: string;
   readonly loginTimer: NodeJS.Timeout | undefined;
+  readonly acceptedAt: number;
+  readonly phase: PhaseTracker;
+  readonly releaseStartup: () => void;
 }
 
 export interface SshServerOptions {
@@ -28,9 +35,17 @@ export interface SshServerOptions {
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
   readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly startupLimiter: StartupLimiter;
+  /** Aborted when everything still open must close now. */
   readonly signal: AbortSignal;
+  /** Aborted when the drain begins: idle connections leave, running ones finish. */
+  readonly drainSignal: AbortSignal;
   readonly version: string;
 }
+
+/** Distinct client software values kept as metric labels. */
+const CLIENT_SOFTWARE_LABELS = 50;
 
 /** ssh2 keeps a keepalive of its own; this is how long "off" is, since 0 means its default. */
 const KEEPALIVE_OFF_MS = 2 ** 31 - 1;
@@ -45,6 +60,10 @@ export class SshServer {
   private readonly server: ssh2.Server;
   private readonly pending = new WeakMap<Socket, Pending>();
   private readonly live = new Set<Connection>();
+  private readonly sockets = new Set<Socket>();
+  private readonly clientSoftware = new BoundedLabels(CLIENT_SOFTWARE_LABELS);
+  private closedBytes = { received: 0, sent: 0 };
+  private emptyWaiters: Array<() => void> = [];
 
   constructor(options: SshServerOptions) {
     this.options = options;
@@ -60,26 +79,72 @@ export class SshServer {
       (client, info) => this.onConnection(client, info),
     );
     this.server.on('error', (err: Error) => options.log.error({ err }, 'ssh server error'));
+    // A socket whose client never sent its banner has no Connection to close it.
+    options.signal.addEventListener('abort', () => {
+      for (const socket of this.sockets) if (this.pending.has(socket)) socket.destroy();
+    }, { once: true });
   }
 
+  /** Open connections, counting those whose client has not sent its banner yet. */
   get connectionCount(): number {
-    return this.live.size;
+    return this.sockets.size;
+  }
+
+  /** Bytes read and written on SSH sockets since start, open ones included. */
+  bytes(): { received: number; sent: number } {
+    let { received, sent } = this.closedBytes;
+    for (const socket of this.sockets) {
+      received += socket.bytesRead;
+      sent += socket.bytesWritten;
+    }
+    return { received, sent };
+  }
+
+  /** The age of the oldest open connection, in milliseconds (0 when none is open). */
+  oldestConnectionAgeMs(): number {
+    let oldest = 0;
+    for (const connection of this.live) oldest = Math.max(oldest, connection.ageMs);
+    return Math.round(oldest);
   }
 
   /** Takes over a socket our listener accepted. */
   handleSocket(socket: Socket, remote: RemoteAddress): void {
+    const { metrics, config } = this.options;
+    const admission = this.options.startupLimiter.admit(remote.ip);
+    if (!admission.admitted) {
+      metrics.connectionsRejected.inc({ reason: admission.reason });
+      this.options.log.warn(
+        { remote_ip: remote.ip, remote_port: remote.port, reason: admission.reason, unauthenticated: this.options.startupLimiter.unauthenticated },
+        'connection refused: too many unauthenticated connections',
+      );
+      socket.destroy();
+      return;
+    }
+    const acceptedAt = performance.now();
     const correlationId = randomUUID();
     const log = this.options.log.child({ correlation_id: correlationId, remote_ip: remote.ip, remote_port: remote.port });
-    const graceMs = this.options.config.sshd.loginGraceTimeMs;
+    const phase = new PhaseTracker(metrics.connections);
+    metrics.inFlightConnections.inc();
+    this.sockets.add(socket);
+    const graceMs = config.sshd.loginGraceTimeMs;
     const loginTimer =
       graceMs > 0
         ? setTimeout(() => {
             log.info({ login_grace_time_ms: graceMs }, 'closing connection not authenticated in time');
+            metrics.connectionsDropped.inc({ reason: 'login_grace_time' });
             socket.destroy();
           }, graceMs)
         : undefined;
-    socket.once('close', () => clearTimeout(loginTimer));
-    this.pending.set(socket, { remote, log, correlationId, loginTimer });
+    socket.once('close', () => {
+      clearTimeout(loginTimer);
+      admission.release();
+      phase.end();
+      metrics.inFlightConnections.dec();
+      this.sockets.delete(socket);
+      this.closedBytes = { received: this.closedBytes.received + socket.bytesRead, sent: this.closedBytes.sent + socket.bytesWritten };
+      this.notifyIfEmpty();
+    });
+    this.pending.set(socket, { remote, log, correlationId, loginTimer, acceptedAt, phase, releaseStartup: admission.release });
     this.server.injectSocket(socket);
   }
 
@@ -93,27 +158,49 @@ export class SshServer {
       return;
     }
     this.pending.delete(socket);
-    client.once('ready', () => clearTimeout(pending.loginTimer));
+    client.once('ready', () => {
+      clearTimeout(pending.loginTimer);
+      pending.releaseStartup();
+    });
+    const clientVersion = info.header.versions.software.slice(0, 64);
+    this.options.metrics.clientSoftware.inc({ software: this.clientSoftware.label(clientSoftwareFamily(clientVersion)) });
+    const { sshd } = this.options.config;
     const connection = new Connection({
       client,
       socket,
       user: this.options.config.user,
-      publicKeyAlgorithms: this.options.config.sshd.publicKeyAlgorithms,
-      concurrentSessionsLimit: this.options.config.sshd.concurrentSessionsLimit,
+      publicKeyAlgorithms: sshd.publicKeyAlgorithms,
+      concurrentSessionsLimit: sshd.concurrentSessionsLimit,
+      maxAuthTries: sshd.maxAuthTries,
       backend: this.options.backend,
       transport: this.options.transport,
       log: pending.log,
+      metrics: this.options.metrics,
+      phase: pending.phase,
+      acceptedAt: pending.acceptedAt,
       correlationId: pending.correlationId,
-      clientVersion: info.header.versions.software.slice(0, 64),
+      clientVersion,
       signal: this.options.signal,
+      drainSignal: this.options.drainSignal,
     });
     this.live.add(connection);
-    void connection.closed.then(() => this.live.delete(connection));
+    void connection.closed.then(() => {
+      this.live.delete(connection);
+      this.notifyIfEmpty();
+    });
   }
 
-  /** Resolves when every live connection has closed. */
-  async allClosed(): Promise<void> {
-    await Promise.all([...this.live].map((connection) => connection.closed));
+  /** Resolves when every connection has closed and logged its summary. */
+  allClosed(): Promise<void> {
+    if (this.live.size === 0 && this.sockets.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
+  }
+
+  private notifyIfEmpty(): void {
+    if (this.live.size > 0 || this.sockets.size > 0) return;
+    const waiters = this.emptyWaiters;
+    this.emptyWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 }
 

@@ -6,6 +6,8 @@ import pino from 'pino';
 import type { Session as Ssh2Session } from 'ssh2';
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
+import { Registry } from 'prom-client';
+import { Metrics } from '../monitoring/metrics.js';
 import { Session } from './session.js';
 
 const unused = (): never => {
@@ -21,6 +23,7 @@ function makeSession(signal: AbortSignal): { session: Session; ssh2Session: Even
     backend: { identify: unused, welcome: unused, authorizeGit: unused, close: unused } as AccessBackend,
     transport: { run: unused } as GitTransport,
     log: pino({ level: 'silent' }),
+    metrics: new Metrics(new Registry(), { lifecycleState: () => 'ready', drainSeconds: () => undefined, bytes: () => ({ received: 0, sent: 0 }) }, 'test'),
     signal,
     correlationId: 'test',
     onViolation: () => undefined,

@@ -4,9 +4,13 @@ import { parseCommand, type Command } from '../commands/parse.js';
 import { ERR_BAD_COMMAND, ERR_INTERNAL, ERR_UNKNOWN_COMMAND, GitSshdError } from '../errors.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../monitoring/metrics.js';
 import { ChannelOutput } from './channelOutput.js';
 import { line } from './streams.js';
 import type { Socket } from 'node:net';
+
+/** How a command ended, as counted: ok, git failed, the user was denied, we failed, or the server cut it. */
+type CommandResult = 'ok' | 'failed' | 'denied' | 'error' | 'cut';
 
 /** What one session did, for the connection's summary line. */
 export interface SessionRecord {
@@ -17,6 +21,8 @@ export interface SessionRecord {
   bytesOut: number;
   durationMs: number;
   error?: string;
+  /** Set when the command did not get to run: denied (policy) or error (ours). */
+  result?: 'denied' | 'error';
 }
 
 export interface SessionOptions {
@@ -27,6 +33,7 @@ export interface SessionOptions {
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
   readonly log: Logger;
+  readonly metrics: Metrics;
   /** Aborted when the connection goes away (or the server stops). */
   readonly signal: AbortSignal;
   readonly correlationId: string;
@@ -54,6 +61,11 @@ export class Session {
   private readonly abort = new AbortController();
   private gitProtocol: string | undefined;
   private started = false;
+  private channel: ServerChannel | undefined;
+  private running = false;
+  private wasCut = false;
+  /** A bounded label for the command: welcome, a git service or unknown. */
+  private commandLabel = 'unknown';
   readonly done: Promise<SessionRecord | undefined>;
   private finish!: (record: SessionRecord | undefined) => void;
   private detach: () => void = () => undefined;
@@ -106,6 +118,7 @@ export class Session {
     }
     this.started = true;
     const channel = accept();
+    this.channel = channel;
     channel.on('error', (err: Error) => this.options.log.debug({ err }, 'channel error'));
     channel.stderr.on('error', (err: Error) => this.options.log.debug({ err }, 'channel stderr error'));
     const closed = new Promise<void>((resolve) => channel.once('close', resolve));
@@ -116,8 +129,10 @@ export class Session {
       return;
     }
     this.capUnreadInput(channel);
+    this.running = true;
     void this.run(command, channel)
       .then(async (record) => {
+        this.running = false;
         // Input nobody will read is dropped, not kept; the session still counts against the
         // limit until the client acknowledges the close, so unacknowledged channels cannot pile up.
         channel.resume();
@@ -130,6 +145,27 @@ export class Session {
         return record;
       })
       .then((record) => this.finish(record));
+  }
+
+  /**
+   * The server is stopping and this command has run out of time: its git process is
+   * killed and the client reads why on stderr before the connection closes. Resolves true
+   * if a command was running, once the notice is written or `timeoutMs` has passed.
+   */
+  async cut(notice: string, timeoutMs: number): Promise<boolean> {
+    const channel = this.channel;
+    if (!this.running || !channel || this.abort.signal.aborted) return false;
+    this.wasCut = true;
+    this.abort.abort(new Error('server stopping'));
+    const written = new Promise<boolean>((resolve) => {
+      try {
+        channel.stderr.write(notice, () => resolve(true));
+      } catch {
+        resolve(false);
+      }
+    });
+    await Promise.race([written, delay(timeoutMs, false)]);
+    return true;
   }
 
   private violation(reason: string): void {
@@ -172,6 +208,8 @@ export class Session {
     record.exitStatus = exitStatus;
     record.bytesOut = output.bytes;
     record.durationMs = Math.round(performance.now() - started);
+    const result: CommandResult = this.wasCut ? 'cut' : (record.result ?? (exitStatus === 0 ? 'ok' : 'failed'));
+    this.options.metrics.commands.inc({ command: this.commandLabel, result });
     if (!signal.aborted) {
       channel.exit(exitStatus);
       channel.end();
@@ -182,6 +220,7 @@ export class Session {
   private async execute(command: Command, channel: ServerChannel, output: ChannelOutput, record: SessionRecord): Promise<number> {
     const { backend, identity, transport } = this.options;
     const signal = this.abort.signal;
+    this.commandLabel = command.kind === 'welcome' ? 'welcome' : command.service;
     if (command.kind === 'welcome') {
       await output.write('stdout', line(await backend.welcome(identity, signal)));
       return 0;
@@ -189,6 +228,7 @@ export class Session {
     record.command = command.service;
     const target = await backend.authorizeGit(identity, command.service, command.repo, signal);
     record.repo = target.repo;
+    this.options.log.debug({ command: command.service, repo: target.repo }, 'running git');
     const outcome = await transport.run({
       service: command.service,
       target,
@@ -212,11 +252,17 @@ export class Session {
     if (err instanceof GitSshdError && err.errorClass === 'policy') {
       message = err.message;
       record.error = err.code;
+      record.result = 'denied';
       if (err.code === ERR_UNKNOWN_COMMAND || err.code === ERR_BAD_COMMAND) exitStatus = EXIT_UNKNOWN_COMMAND;
     } else {
       message = `internal server error (correlation id ${this.options.correlationId})`;
       record.error = err instanceof GitSshdError ? err.code : ERR_INTERNAL;
-      if (!signal.aborted) this.options.log.error({ err }, 'command failed');
+      // Failing because the client left or the server is stopping is nobody's error.
+      if (!signal.aborted) {
+        record.result = 'error';
+        this.options.metrics.sliSessionErrors.inc();
+        this.options.log.error({ err }, 'command failed');
+      }
     }
     if (!signal.aborted) await output.write('stderr', line(`ERROR: ${message}`)).catch(() => undefined);
     return exitStatus;

@@ -93,6 +93,20 @@ export function git(key: ClientKey, port: number, args: string[], cwd?: string):
   });
 }
 
+/**
+ * git whose ssh output reaches it at `bytesPerSecond` at most, so that a transfer lasts
+ * long enough to be in flight when a test signals the server. ssh's own exit status is kept.
+ */
+export function slowGit(key: ClientKey, port: number, bytesPerSecond: number, args: string[], cwd?: string): Promise<RunResult> {
+  const throttle = join(import.meta.dirname, 'throttle.mjs');
+  const pipeline = `set -o pipefail; ${sshCommand(key, port)} "$@" | ${process.execPath} ${throttle} ${bytesPerSecond}`;
+  return run('git', ['-c', 'init.defaultBranch=main', ...args], {
+    ...(cwd ? { cwd } : {}),
+    env: { GIT_SSH_COMMAND: `bash -c '${pipeline}' slow-ssh`, GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
+    timeoutMs: 120_000,
+  });
+}
+
 export function url(port: number, repo: string): string {
   return `ssh://git@127.0.0.1:${port}/${repo}`;
 }

@@ -34,6 +34,8 @@ export class TestServer {
   readonly logs: LogLine[] = [];
   readonly stderr: string[] = [];
   port = 0;
+  /** The monitoring server's port; 0 when it is off. */
+  monitoringPort = 0;
   private exitCode: number | null | undefined;
   private readonly waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
   readonly exited: Promise<number | null>;
@@ -97,7 +99,7 @@ export class TestServer {
     const base: Record<string, any> = {
       user: 'git',
       log_level: 'debug',
-      sshd: { listen: '127.0.0.1:0', web_listen: '', grace_period: '2s' },
+      sshd: { listen: '127.0.0.1:0', web_listen: '127.0.0.1:0', grace_period: '2s' },
       local: { data_dir: join(dir, 'data') },
     };
     for (const [key, value] of Object.entries(options.config ?? {})) {
@@ -118,6 +120,8 @@ export class TestServer {
       }),
     ]);
     server.port = listening.port as number;
+    const monitoring = server.logs.find((line) => line.msg === 'monitoring server listening');
+    server.monitoringPort = monitoring ? (monitoring.port as number) : 0;
     return server;
   }
 
@@ -141,6 +145,21 @@ export class TestServer {
   nextLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
     const seen = this.logs.length;
     return this.waitForLog((line) => this.logs.indexOf(line) >= seen && match(line), timeoutMs);
+  }
+
+  /** GET on the monitoring server: status and body. */
+  async http(path: string): Promise<{ status: number; body: string }> {
+    if (this.monitoringPort === 0) throw new Error('the monitoring server is off');
+    const response = await fetch(`http://127.0.0.1:${this.monitoringPort}${path}`, { signal: AbortSignal.timeout(5000) });
+    return { status: response.status, body: await response.text() };
+  }
+
+  /** The value of one sample in /metrics (labels as written, e.g. `{phase="idle"}`), or undefined. */
+  async metric(name: string, labels = ''): Promise<number | undefined> {
+    const { body } = await this.http('/metrics');
+    const prefix = `${name}${labels} `;
+    const line = body.split('\n').find((text) => text.startsWith(prefix));
+    return line === undefined ? undefined : Number(line.slice(prefix.length));
   }
 
   /** The `connection closed` summaries logged so far. */

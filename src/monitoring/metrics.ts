@@ -1,0 +1,178 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type ConnectionPhase = 'unauthenticated' | 'idle' | 'active';
+export type RejectReason = 'max_startups' | 'per_source_max_startups';
+export type DropReason = 'login_grace_time' | 'keepalive_timeout' | 'max_auth_tries' | 'protocol_violation' | 'shutdown';
+export type AlgorithmKind = 'kex' | 'host_key' | 'cipher' | 'mac';
+
+/** Live figures that are cheaper to read when scraped than to keep up to date. */
+export interface MetricsSources {
+  readonly lifecycleState: () => string;
+  /** Seconds the drain has run (so far, or in total once stopped); undefined before it. */
+  readonly drainSeconds: () => number | undefined;
+  /** Bytes read and written on SSH sockets since start, open ones included. */
+  readonly bytes: () => { readonly received: number; readonly sent: number };
+}
+
+const LIFECYCLE_STATES = ['starting', 'ready', 'draining', 'stopped'] as const;
+const PHASES: readonly ConnectionPhase[] = ['unauthenticated', 'idle', 'active'];
+
+/**
+ * Every metric git-sshd exports, in one place, on a registry main creates. The
+ * `gitlab_shell_*` and `gitlab_sli:*` names, types and buckets are gitlab-sshd's, so
+ * dashboards and alerts written for it keep working; `git_sshd_*` are ours.
+ */
+export class Metrics {
+  readonly registry: Registry;
+
+  // gitlab-sshd's
+  readonly inFlightConnections: Gauge;
+  readonly concurrentLimitedSessions: Counter;
+  readonly sessionDuration: Histogram;
+  readonly sessionEstablishedDuration: Histogram;
+  readonly sliSessions: Counter;
+  readonly sliSessionErrors: Counter;
+  readonly sliConnections: Counter;
+  readonly sliConnectionErrors: Counter;
+
+  // ours
+  readonly connections: Gauge<'phase'>;
+  readonly connectionsRejected: Counter<'reason'>;
+  readonly connectionsDropped: Counter<'reason'>;
+  readonly authAttempts: Counter<'method' | 'outcome'>;
+  readonly negotiatedAlgorithms: Counter<'kind' | 'algorithm'>;
+  readonly clientSoftware: Counter<'software'>;
+  readonly commands: Counter<'command' | 'result'>;
+  readonly sessionsCutAtShutdown: Counter;
+
+  constructor(registry: Registry, sources: MetricsSources, version: string) {
+    this.registry = registry;
+    const registers = [registry];
+
+    this.inFlightConnections = new Gauge({
+      name: 'gitlab_shell_sshd_in_flight_connections',
+      help: 'A gauge of connections currently being served by gitlab-shell sshd.',
+      registers,
+    });
+    this.concurrentLimitedSessions = new Counter({
+      name: 'gitlab_shell_sshd_concurrent_limited_sessions_total',
+      help: 'The number of times the concurrent sessions limit was hit in gitlab-shell sshd.',
+      registers,
+    });
+    this.sessionDuration = new Histogram({
+      name: 'gitlab_shell_sshd_session_duration_seconds',
+      help: 'A histogram of latencies for connections to gitlab-shell sshd.',
+      buckets: [5, 30, 60],
+      registers,
+    });
+    this.sessionEstablishedDuration = new Histogram({
+      name: 'gitlab_shell_sshd_session_established_duration_seconds',
+      help: 'A histogram of latencies until session established to gitlab-shell sshd.',
+      buckets: [0.5, 1, 5],
+      registers,
+    });
+    this.sliSessions = new Counter({
+      name: 'gitlab_sli:shell_sshd_sessions:total',
+      help: 'Number of SSH sessions that have been established',
+      registers,
+    });
+    this.sliSessionErrors = new Counter({
+      name: 'gitlab_sli:shell_sshd_sessions:errors_total',
+      help: 'Number of SSH sessions that have failed',
+      registers,
+    });
+    this.sliConnections = new Counter({
+      name: 'gitlab_sli:shell_sshd_connections:total',
+      help: 'Number of SSH connections that reached authentication',
+      registers,
+    });
+    this.sliConnectionErrors = new Counter({
+      name: 'gitlab_sli:shell_sshd_connections:errors_total',
+      help: 'Number of SSH connections that failed on the server side',
+      registers,
+    });
+
+    this.connections = new Gauge({
+      name: 'git_sshd_connections',
+      help: 'Open SSH connections by phase: unauthenticated, idle (authenticated, no session) or active',
+      labelNames: ['phase'],
+      registers,
+    });
+    for (const phase of PHASES) this.connections.set({ phase }, 0);
+    this.connectionsRejected = new Counter({
+      name: 'git_sshd_connections_rejected_total',
+      help: 'Connections refused on arrival, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.connectionsDropped = new Counter({
+      name: 'git_sshd_connections_dropped_total',
+      help: 'Connections the server closed, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.authAttempts = new Counter({
+      name: 'git_sshd_auth_attempts_total',
+      help: 'Authentication attempts by method and outcome',
+      labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.negotiatedAlgorithms = new Counter({
+      name: 'git_sshd_negotiated_algorithms_total',
+      help: 'Handshakes by negotiated algorithm (kind: kex, host_key, cipher, mac)',
+      labelNames: ['kind', 'algorithm'],
+      registers,
+    });
+    this.clientSoftware = new Counter({
+      name: 'git_sshd_client_software_total',
+      help: 'Connections by client software and major.minor version (a bounded set; the rest is "other")',
+      labelNames: ['software'],
+      registers,
+    });
+    this.commands = new Counter({
+      name: 'git_sshd_commands_total',
+      help: 'Commands run, by command and result (ok, failed, denied, error, cut)',
+      labelNames: ['command', 'result'],
+      registers,
+    });
+    this.sessionsCutAtShutdown = new Counter({
+      name: 'git_sshd_sessions_cut_at_shutdown_total',
+      help: 'Sessions still running when the grace period ended, closed by the server',
+      registers,
+    });
+
+    new Gauge({
+      name: 'git_sshd_lifecycle_state',
+      help: 'The process state: 1 for the current one (starting, ready, draining, stopped)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const current = sources.lifecycleState();
+        for (const state of LIFECYCLE_STATES) this.set({ state }, state === current ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'git_sshd_drain_duration_seconds',
+      help: 'How long the drain after SIGTERM has run, or took; 0 before it starts',
+      registers,
+      collect() {
+        this.set(sources.drainSeconds() ?? 0);
+      },
+    });
+    new Counter({
+      name: 'git_sshd_bytes_total',
+      help: 'Bytes on SSH connections (direction: received, sent), open connections included',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        const bytes = sources.bytes();
+        this.reset();
+        this.inc({ direction: 'received' }, bytes.received);
+        this.inc({ direction: 'sent' }, bytes.sent);
+      },
+    });
+    new Gauge({ name: 'git_sshd_build_info', help: 'Always 1; the version is a label', labelNames: ['version'], registers }).set({ version }, 1);
+
+    collectDefaultMetrics({ register: registry });
+  }
+}
