@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,6 +102,18 @@ describe('start-up', () => {
       { name: 'a negative duration', edit: (c) => (c.sshd.grace_period = '-1s'), expect: [/sshd\.grace_period/, /"-1s"/] },
       { name: 'a listen address without a port', edit: (c) => (c.sshd.listen = 'nowhere'), expect: [/sshd\.listen/, /"nowhere"/] },
       { name: 'an unknown backend', edit: (c) => (c.backend = 'gitlab2'), expect: [/backend/, /"gitlab2"/, /local/] },
+      {
+        name: 'a MaxStartups whose full is below its start',
+        edit: (c) => (c.sshd.max_startups = '10:30:5'),
+        expect: [/sshd\.max_startups/, /"10:30:5"/, /start:rate:full/],
+      },
+      {
+        name: 'a readiness path equal to the liveness path',
+        edit: (c) => {
+          c.sshd.readiness_probe = '/health';
+        },
+        expect: [/sshd\.readiness_probe/, /"\/health"/, /sshd\.liveness_probe/],
+      },
     ];
     for (const { name, edit, expect } of cases) {
       test(`${name} is refused`, async () => {
@@ -147,6 +160,23 @@ describe('start-up', () => {
 
     assert.ok(line.includes(usersFile), line);
     assert.match(line, /YAML/);
+  });
+
+  test('a monitoring port that is taken stops the process with a message naming sshd.web_listen', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const config = baseConfig();
+      config.sshd.web_listen = `127.0.0.1:${(blocker.address() as AddressInfo).port}`;
+      const file = join(dir, 'web-listen-taken.yml');
+      writeFileSync(file, stringify(config));
+
+      const line = assertRefusedCleanly(await runMain(file, dir));
+
+      assert.match(line, /sshd\.web_listen 127\.0\.0\.1:\d+: EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
   });
 
   test('a users file named in the config that does not exist stops the process, and is not created', async () => {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseListenAddress } from './formats.js';
+import { parseListenAddress, parseMaxStartups } from './formats.js';
 
 describe('parseListenAddress', () => {
   test('an IPv4 address with port 0 is accepted', () => {
@@ -46,6 +46,20 @@ describe('parseListenAddress', () => {
   test('garbage is rejected', () => {
     for (const value of ['', 'nonsense', 'a b:22', 'host:port', 'host:-1']) {
       assert.equal(parseListenAddress(value), undefined, JSON.stringify(value));
+    }
+  });
+});
+
+describe('parseMaxStartups', () => {
+  test('reads start:rate:full, and a single number as start = full', () => {
+    assert.deepEqual(parseMaxStartups('10:30:100'), { start: 10, rate: 30, full: 100 });
+    assert.deepEqual(parseMaxStartups('5'), { start: 5, rate: 100, full: 5 });
+    assert.deepEqual(parseMaxStartups(7), { start: 7, rate: 100, full: 7 });
+  });
+
+  test('refuses what OpenSSH would not take', () => {
+    for (const bad of ['0', '10:0:100', '10:101:100', '10:30:5', '10:30', 'ten', '', '-1', '1:2:3:4']) {
+      assert.equal(parseMaxStartups(bad), undefined, bad);
     }
   });
 });

@@ -174,5 +174,10 @@ export class Metrics {
     new Gauge({ name: 'git_sshd_build_info', help: 'Always 1; the version is a label', labelNames: ['version'], registers }).set({ version }, 1);
 
     collectDefaultMetrics({ register: registry });
+    // prom-client also exports these sums as gauges named *_total, which promtool (rightly)
+    // flags; the per-type gauges they sum (nodejs_active_handles etc.) stay.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name);
+    }
   }
 }

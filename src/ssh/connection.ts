@@ -20,10 +20,11 @@ const CLOSE_TIMEOUT_MS = 2000;
  */
 const DRAIN_IDLE_MS = 1000;
 /**
- * At the end of the grace period: how long the shutdown notice may take to go out, and
- * then how long the close may take, so that the process exits within a second of it.
+ * At the end of the grace period: how long a cut session has to deliver its notice and
+ * have its channel close acknowledged, then how long the connection's close may take, so
+ * that the process exits within a second of the deadline.
  */
-const NOTICE_TIMEOUT_MS = 300;
+const NOTICE_TIMEOUT_MS = 400;
 const SHUTDOWN_CLOSE_TIMEOUT_MS = 500;
 const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this session; please retry.\n';
 

@@ -62,6 +62,7 @@ export class Session {
   private gitProtocol: string | undefined;
   private started = false;
   private channel: ServerChannel | undefined;
+  private channelClosed: Promise<void> | undefined;
   private running = false;
   private wasCut = false;
   /** A bounded label for the command: welcome, a git service or unknown. */
@@ -122,6 +123,7 @@ export class Session {
     channel.on('error', (err: Error) => this.options.log.debug({ err }, 'channel error'));
     channel.stderr.on('error', (err: Error) => this.options.log.debug({ err }, 'channel stderr error'));
     const closed = new Promise<void>((resolve) => channel.once('close', resolve));
+    this.channelClosed = closed;
     const packetSize = (channel.outgoing as { packetSize: number }).packetSize;
     if (packetSize < MIN_PACKET_SIZE) {
       this.violation(`maximum packet size ${packetSize} is too small`);
@@ -154,9 +156,11 @@ export class Session {
    */
   async cut(notice: string, timeoutMs: number): Promise<boolean> {
     const channel = this.channel;
-    if (!this.running || !channel || this.abort.signal.aborted) return false;
+    const closed = this.channelClosed;
+    if (!this.running || !channel || !closed || this.abort.signal.aborted) return false;
     this.wasCut = true;
     this.abort.abort(new Error('server stopping'));
+    const deadline = delay(timeoutMs, false);
     const written = new Promise<boolean>((resolve) => {
       try {
         channel.stderr.write(notice, () => resolve(true));
@@ -164,7 +168,16 @@ export class Session {
         resolve(false);
       }
     });
-    await Promise.race([written, delay(timeoutMs, false)]);
+    await Promise.race([written, deadline]);
+    // Closing the channel, not just the connection: OpenSSH writes out what a channel
+    // received before it handles the channel's close, but may exit on a disconnect with
+    // the notice still in its buffer.
+    try {
+      channel.close();
+    } catch {
+      // Already closed.
+    }
+    await Promise.race([closed, deadline]);
     return true;
   }
 
