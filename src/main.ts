@@ -108,6 +108,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       },
     })
       .then(() => Promise.all([backend.close(), monitoring?.close()]))
+      .catch((err: unknown) => log.error({ err }, 'error while stopping'))
       .then(() => {
         log.flush();
         process.exitCode = 0;

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 export type State = 'starting' | 'ready' | 'draining' | 'stopped';
 
 const NEXT: Readonly<Record<State, readonly State[]>> = {
@@ -19,6 +21,12 @@ export class Lifecycle {
   readonly drain = new AbortController();
   /** Aborted when everything still open must close now. */
   readonly root = new AbortController();
+
+  constructor() {
+    // Every open connection listens to both (and stops listening when it closes): thousands
+    // of listeners are the normal case here, not the leak node's warning is about.
+    setMaxListeners(0, this.root.signal, this.drain.signal);
+  }
 
   get state(): State {
     return this.current;

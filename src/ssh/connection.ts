@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Connection as Ssh2Connection, Session as Ssh2Session } from 'ssh2';
 import type { AccessBackend } from '../backends/backend.js';
@@ -45,6 +46,8 @@ export interface ConnectionOptions {
   readonly acceptedAt: number;
   readonly correlationId: string;
   readonly clientVersion: string;
+  /** Called once when the connection starts closing. */
+  readonly onStopping?: () => void;
   /** Aborted when the server stops: running sessions are cut and the connection closed. */
   readonly signal: AbortSignal;
   /** Aborted when the drain begins: the connection closes once it has nothing running. */
@@ -76,6 +79,8 @@ export class Connection {
 
   constructor(options: ConnectionOptions) {
     this.options = options;
+    // One listener per session: concurrent_sessions_limit may well be above node's default of 10.
+    setMaxListeners(0, this.abort.signal);
     const { client, log, metrics } = options;
     this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, signal: this.abort.signal });
     const onStop = (): void => void this.cutAndStop();
@@ -109,14 +114,16 @@ export class Connection {
     });
     client.on('end', () => this.stop('client ended the connection'));
     client.on('handshake', (negotiated) => {
+      // ssh2 emits this on every rekey too; a connection is counted once.
+      const first = Object.keys(this.negotiated).length === 0;
       this.negotiated = {
         kex: negotiated.kex,
         host_key: negotiated.serverHostKey,
         cipher: negotiated.cs.cipher,
         mac: negotiated.cs.mac,
       };
-      for (const [kind, algorithm] of Object.entries(this.negotiated)) {
-        metrics.negotiatedAlgorithms.inc({ kind, algorithm });
+      if (first) {
+        for (const [kind, algorithm] of Object.entries(this.negotiated)) metrics.negotiatedAlgorithms.inc({ kind, algorithm });
       }
       log.debug(this.negotiated, 'handshake done');
     });
@@ -184,7 +191,8 @@ export class Connection {
   private openSession(accept: () => Ssh2Session, reject: () => void): void {
     const { metrics, log, client } = this.options;
     const identity = this.auth.identity;
-    if (!identity || this.abort.signal.aborted) return reject();
+    // While the cut runs, a new session would be killed unannounced: refuse it instead.
+    if (!identity || this.abort.signal.aborted || this.cutting) return reject();
     if (this.sessions.size >= this.options.concurrentSessionsLimit) {
       log.warn({ limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
       metrics.concurrentLimitedSessions.inc();
@@ -260,6 +268,7 @@ export class Connection {
   stop(reason: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.options.onStopping?.();
     this.closeReason ??= reason;
     this.abort.abort(new Error(reason));
     this.options.client.end();

@@ -63,6 +63,7 @@ export class SshServer {
   private readonly sockets = new Set<Socket>();
   private readonly clientSoftware = new BoundedLabels(CLIENT_SOFTWARE_LABELS);
   private closedBytes = { received: 0, sent: 0 };
+  private lastBytes = { received: 0, sent: 0 };
   private emptyWaiters: Array<() => void> = [];
 
   constructor(options: SshServerOptions) {
@@ -97,7 +98,10 @@ export class SshServer {
       received += socket.bytesRead;
       sent += socket.bytesWritten;
     }
-    return { received, sent };
+    // bytesWritten counts what is still queued, and a destroy discards the queue: a counter
+    // must never go down, or Prometheus reads a reset.
+    this.lastBytes = { received: Math.max(received, this.lastBytes.received), sent: Math.max(sent, this.lastBytes.sent) };
+    return this.lastBytes;
   }
 
   /** The age of the oldest open connection, in milliseconds (0 when none is open). */
@@ -180,6 +184,8 @@ export class SshServer {
       acceptedAt: pending.acceptedAt,
       correlationId: pending.correlationId,
       clientVersion,
+      // Once the connection is closing for a reason of its own, the login deadline must not count it again.
+      onStopping: () => clearTimeout(pending.loginTimer),
       signal: this.options.signal,
       drainSignal: this.options.drainSignal,
     });
