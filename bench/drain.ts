@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { git, makeKey, makeWorkTree, sshArgs, temporaryDir, url, type ClientKey } from '../test/helpers/client.js';
-import { TestServer } from '../test/helpers/server.js';
+import { adminUsers, TestServer } from '../test/helpers/server.js';
 
 const RUNS = Math.max(1, Math.min(50, Number(process.env.BENCH_RUNS ?? 10)));
 
@@ -37,7 +37,7 @@ async function once502(server: TestServer, signalled: number): Promise<number> {
 async function measure(key: ClientKey, scenario: Scenario): Promise<Figures> {
   const grace = scenario === 'session cut at 1 s grace' ? '1s' : '30s';
   const server = await TestServer.start({
-    users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }],
+    users: adminUsers(key),
     config: { log_level: 'info', sshd: { grace_period: grace } },
   });
   const extras: Array<ReturnType<typeof spawn>> = [];

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { git, gitLocal, makeKey, slowGit, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
-import { TestServer } from './helpers/server.js';
+import { adminUsers, TestServer } from './helpers/server.js';
 
 const MEGABYTE = 1024 * 1024;
 
@@ -52,7 +52,7 @@ function heldSession(key: ClientKey, port: number, repo: string, extra: string[]
 }
 
 async function startWithRepo(key: ClientKey, config: Record<string, unknown>, work: string): Promise<TestServer> {
-  const server = await TestServer.start({ users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }], config });
+  const server = await TestServer.start({ users: adminUsers(key), config });
   const pushed = await git(key, server.port, ['push', '-q', url(server.port, 'team/big'), 'main'], work);
   assert.equal(pushed.code, 0, pushed.stderr);
   return server;

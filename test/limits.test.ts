@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { git, makeKey, makeWorkTree, run, ssh, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
-import { TestServer } from './helpers/server.js';
+import { adminUsers, TestServer } from './helpers/server.js';
 
 const { Client } = ssh2;
 
@@ -67,7 +67,7 @@ describe('keepalives', () => {
   before(async () => {
     key = makeKey();
     server = await TestServer.start({
-      users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }],
+      users: adminUsers(key),
       config: { sshd: { client_alive_interval: '1s', client_alive_count_max: 2 } },
     });
     await pushSomething(key, server.port, 'team/app');
@@ -115,7 +115,7 @@ describe('concurrent sessions per connection', () => {
   before(async () => {
     key = makeKey();
     server = await TestServer.start({
-      users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }],
+      users: adminUsers(key),
       config: { sshd: { concurrent_sessions_limit: 2 } },
     });
     await pushSomething(key, server.port, 'team/app');
@@ -195,7 +195,7 @@ describe('unauthenticated connection limits', () => {
   test('per_source_max_startups limits one address and leaves the others alone; authenticated connections do not count', async () => {
     const key = makeKey();
     const server = await TestServer.start({
-      users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }],
+      users: adminUsers(key),
       config: { sshd: { per_source_max_startups: 2, login_grace_time: '30s' } },
     });
     const sockets: Socket[] = [];
@@ -230,7 +230,7 @@ describe('max_auth_tries', () => {
     const good = makeKey();
     const wrong = [makeKey(), makeKey()];
     const server = await TestServer.start({
-      users: [{ name: 'alice', keys: [good.publicLine], access: { '*': 'admin' } }],
+      users: adminUsers(good),
       config: { sshd: { max_auth_tries: 2 } },
     });
     try {

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { git, makeKey, makeWorkTree, run, ssh, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
-import { TestServer } from './helpers/server.js';
+import { adminUsers, TestServer } from './helpers/server.js';
 
 /**
  * gitlab-sshd's SLI counters keep GitLab's names so that its dashboards and alerts work;
@@ -44,7 +44,7 @@ describe('/metrics', () => {
 
   before(async () => {
     key = makeKey();
-    server = await TestServer.start({ users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }] });
+    server = await TestServer.start({ users: adminUsers(key) });
   });
   after(() => server.dispose());
 
@@ -136,7 +136,7 @@ describe('scraped by a real Prometheus server', () => {
 
   before(async () => {
     key = makeKey();
-    server = await TestServer.start({ users: [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }] });
+    server = await TestServer.start({ users: adminUsers(key) });
     const dir = temporaryDir('git-sshd-prometheus-');
     const config = join(dir, 'prometheus.yml');
     writeFileSync(

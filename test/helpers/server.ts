@@ -185,3 +185,8 @@ export function writeUsers(file: string, users: UserSpec[]): void {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, stringify({ users: users.map((user) => ({ name: user.name, keys: user.keys, access: user.access ?? {} })) }));
 }
+
+/** The users list most tests need: alice, admin of everything, with one key. */
+export function adminUsers(key: { publicLine: string }): UserSpec[] {
+  return [{ name: 'alice', keys: [key.publicLine], access: { '*': 'admin' } }];
+}
