@@ -11,7 +11,9 @@ import { createLogger, type Logger } from './logging/logger.js';
 import { Metrics } from './monitoring/metrics.js';
 import { MonitoringServer } from './monitoring/server.js';
 import { Listener } from './server/listener.js';
-import { plainAddress } from './server/address.js';
+import { peerOf } from './server/address.js';
+import { ProxyGate } from './proxy/gate.js';
+import { ProxyPolicyResolver } from './proxy/policy.js';
 import { StartupLimiter } from './server/startupLimiter.js';
 import { loadHostKeys } from './ssh/hostkeys/hostKeys.js';
 import { SshServer } from './ssh/server.js';
@@ -75,10 +77,21 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     version,
   });
   const sshServer = ssh;
+  const proxyGate = sshd.proxyProtocol
+    ? new ProxyGate({
+        policies: new ProxyPolicyResolver({ policy: sshd.proxyPolicy, allowed: sshd.proxyAllowed }),
+        headerTimeoutMs: sshd.proxyHeaderTimeoutMs,
+        maxPending: sshd.maxStartups.full,
+        log,
+        metrics,
+        signal: lifecycle.root.signal,
+        next: (socket, client, acceptedAt) => sshServer.handleSocket(socket, client, acceptedAt),
+      })
+    : undefined;
   const listener = new Listener({
     address: config.sshd.listen,
     log,
-    onSocket: (socket) => sshServer.handleSocket(socket, { ip: plainAddress(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }),
+    onSocket: proxyGate ? (socket) => proxyGate.accept(socket) : (socket) => sshServer.handleSocket(socket, peerOf(socket)),
   });
 
   const address = await listener.listen();

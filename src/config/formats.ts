@@ -22,6 +22,24 @@ function invalid(message: string, value: unknown): Error {
   return new Error(value ? message : `${message}: value was ${JSON.stringify(value)}`);
 }
 
+export interface AddressRange {
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: 'ipv4' | 'ipv6';
+}
+
+/** `10.0.0.0/8`, `fd00::/8`, `192.0.2.7` or `::1`; undefined when it is none of these. */
+export function parseAddressRange(entry: string): AddressRange | undefined {
+  const [address = '', prefixText, ...rest] = entry.trim().split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0 || address.includes('%')) return undefined;
+  const bits = version === 4 ? 32 : 128;
+  if (prefixText !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return undefined;
+  const prefix = prefixText === undefined ? bits : Number(prefixText);
+  if (prefix > bits) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
 function listenAddress(value: unknown): void {
   if (typeof value !== 'string' || parseListenAddress(value) === undefined) {
     throw invalid('must be an address "host:port", "[ipv6]:port" or ":port" with a port from 0 to 65535', value);
@@ -88,6 +106,16 @@ export function parseMaxStartups(value: unknown): MaxStartups | undefined {
 }
 
 /** Formats shared by the schema; registered on a convict instance by the loader. */
+const stringList = {
+  validate(value: unknown): void {
+    if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+      throw invalid('must be a list of strings', value);
+    }
+  },
+  coerce: (value: string): string[] =>
+    value.split(',').map((item) => item.trim()).filter((item) => item !== ''),
+};
+
 export const FORMATS = {
   duration: {
     validate(value: unknown): void {
@@ -118,14 +146,14 @@ export const FORMATS = {
       listenAddress(value);
     },
   },
-  'string-list': {
+  'string-list': stringList,
+  'address-range-list': {
     validate(value: unknown): void {
-      if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-        throw invalid('must be a list of strings', value);
-      }
+      stringList.validate(value);
+      const bad = (value as string[]).find((entry) => parseAddressRange(entry) === undefined);
+      if (bad !== undefined) throw invalid(`${JSON.stringify(bad)} is not an IP address or CIDR range (such as 10.0.0.0/8 or fd00::/8)`, value);
     },
-    coerce: (value: string): string[] =>
-      value.split(',').map((item) => item.trim()).filter((item) => item !== ''),
+    coerce: (value: string): string[] => stringList.coerce(value),
   },
   'kex-list': algorithmList(SUPPORTED_ALGORITHMS.kex),
   'cipher-list': algorithmList(SUPPORTED_ALGORITHMS.cipher),

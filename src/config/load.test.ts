@@ -285,10 +285,29 @@ describe('loadConfig errors', () => {
     assertConfigError(() => loadText('user: [git]\n'), 'user', '["git"]');
   });
 
-  test('an empty user name, a timer longer than Node can keep, and PROXY protocol are refused', () => {
+  test('an empty user name and a timer longer than Node can keep are refused', () => {
     assertConfigError(() => loadText('user: ""\n'), 'user', 'value was ""');
     assertConfigError(() => loadText('sshd:\n  login_grace_time: 720h\n'), 'sshd.login_grace_time', '720h');
-    assertConfigError(() => loadText('sshd:\n  proxy_protocol: true\n'), 'sshd.proxy_protocol', 'not available');
+  });
+
+  test('PROXY protocol settings load, with the allowed sources checked entry by entry', () => {
+    const { config } = loadText(
+      'sshd:\n  proxy_protocol: true\n  proxy_policy: REQUIRE\n  proxy_allowed: ["10.0.0.0/8", "192.0.2.7", "fd00::/8", "::1"]\n  proxy_header_timeout: 250ms\n',
+    );
+    assert.equal(config.sshd.proxyProtocol, true);
+    assert.equal(config.sshd.proxyPolicy, 'require');
+    assert.deepEqual(config.sshd.proxyAllowed, ['10.0.0.0/8', '192.0.2.7', 'fd00::/8', '::1']);
+    assert.equal(config.sshd.proxyHeaderTimeoutMs, 250);
+    const fromEnv = loadConfig({ argv: [], env: { GIT_SSHD_PROXY_ALLOWED: '10.0.0.0/8, 127.0.0.1' }, cwd: dir }).config;
+    assert.deepEqual(fromEnv.sshd.proxyAllowed, ['10.0.0.0/8', '127.0.0.1']);
+  });
+
+  test('a PROXY source that is not an address or range, an unknown policy and a zero header timeout are refused', () => {
+    for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.1/8/8', 'fe80::1%eth0', '::1/129', '10.0.0.0/08', '']) {
+      assertConfigError(() => loadText(`sshd:\n  proxy_allowed: [${JSON.stringify(bad)}]\n`), 'sshd.proxy_allowed', JSON.stringify(bad));
+    }
+    assertConfigError(() => loadText('sshd:\n  proxy_policy: trust\n'), 'sshd.proxy_policy', 'trust');
+    assertConfigError(() => loadText('sshd:\n  proxy_header_timeout: 0s\n'), 'sshd.proxy_header_timeout', 'more than 0');
   });
 
   test('a relative log_file is taken relative to the config file, as gitlab-shell does', () => {

@@ -183,10 +183,8 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     warnings.push(`config key ${key} is accepted for compatibility and has no effect`);
   }
 
-  if (raw.sshd.proxy_protocol === true) {
-    throw configError(
-      `invalid ${where}: sshd.proxy_protocol: PROXY protocol is not available in this version; a load balancer's header would break every handshake: value was true`,
-    );
+  if (durationMs(raw.sshd.proxy_header_timeout) === 0) {
+    throw configError(`invalid ${where}: sshd.proxy_header_timeout: must be more than 0 (a header cannot arrive in no time): value was ${JSON.stringify(raw.sshd.proxy_header_timeout)}`);
   }
   const paths = [
     ['sshd.readiness_probe', raw.sshd.readiness_probe],

@@ -72,9 +72,12 @@ export const SCHEMA = {
   sshd: {
     listen: { doc: 'SSH listen address', format: 'listen-address', default: '[::]:2222', env: 'GIT_SSHD_LISTEN' },
     proxy_protocol: bool('Expect PROXY protocol headers', false, 'GIT_SSHD_PROXY_PROTOCOL'),
-    proxy_policy: { doc: 'PROXY header policy', format: 'proxy-policy', default: 'use' },
-    proxy_allowed: list('Sources allowed to send PROXY headers (IPs, CIDRs)'),
-    proxy_header_timeout: duration('Wait this long for a PROXY header', '500ms'),
+    proxy_policy: { doc: 'PROXY header policy', format: 'proxy-policy', default: 'use', env: 'GIT_SSHD_PROXY_POLICY' },
+    proxy_allowed: {
+      ...list('Sources allowed to send PROXY headers (IPs, CIDRs); when set, others are rejected', [], 'GIT_SSHD_PROXY_ALLOWED'),
+      format: 'address-range-list',
+    },
+    proxy_header_timeout: duration('Wait this long for a PROXY header', '500ms', 'GIT_SSHD_PROXY_HEADER_TIMEOUT'),
     web_listen: {
       doc: 'Monitoring listen address; empty turns it off',
       format: 'optional-listen-address',

@@ -1,7 +1,17 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type ConnectionPhase = 'unauthenticated' | 'idle' | 'active';
-export type RejectReason = 'max_startups' | 'per_source_max_startups';
+export type RejectReason =
+  | 'max_startups'
+  | 'per_source_max_startups'
+  | 'proxy_header_malformed'
+  | 'proxy_header_oversized'
+  | 'proxy_header_timeout'
+  | 'proxy_header_truncated'
+  | 'proxy_header_missing'
+  | 'proxy_header_not_allowed';
+/** What the PROXY header step decided for an admitted connection (or `closed`: the peer left first). */
+export type ProxyHeaderResult = 'v1' | 'v2' | 'local' | 'ignored' | 'absent' | 'closed';
 export type DropReason = 'login_grace_time' | 'keepalive_timeout' | 'max_auth_tries' | 'protocol_violation' | 'shutdown';
 export type AlgorithmKind = 'kex' | 'host_key' | 'cipher' | 'mac';
 
@@ -38,6 +48,8 @@ export class Metrics {
   // ours
   readonly connections: Gauge<'phase'>;
   readonly connectionsRejected: Counter<'reason'>;
+  readonly proxyHeaders: Counter<'result'>;
+  readonly proxyHeaderWait: Histogram<'result'>;
   readonly connectionsDropped: Counter<'reason'>;
   readonly authAttempts: Counter<'method' | 'outcome'>;
   readonly negotiatedAlgorithms: Counter<'kind' | 'algorithm'>;
@@ -103,6 +115,19 @@ export class Metrics {
       name: 'git_sshd_connections_rejected_total',
       help: 'Connections refused on arrival, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.proxyHeaders = new Counter({
+      name: 'git_sshd_proxy_headers_total',
+      help: 'PROXY protocol step outcomes: v1, v2 (client address used), local (LOCAL/UNKNOWN: socket address), ignored (policy ignore), absent, closed (peer left first)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.proxyHeaderWait = new Histogram({
+      name: 'git_sshd_proxy_header_wait_seconds',
+      help: 'Time from accept until the PROXY header step decided, by result (the latency it adds)',
+      labelNames: ['result'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
     this.connectionsDropped = new Counter({

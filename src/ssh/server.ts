@@ -7,20 +7,15 @@ import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
 import { BoundedLabels, clientSoftwareFamily } from '../monitoring/labels.js';
 import type { Metrics } from '../monitoring/metrics.js';
+import type { ClientAddress } from '../server/address.js';
 import type { StartupLimiter } from '../server/startupLimiter.js';
 import { buildAlgorithms } from './algorithms.js';
 import { Connection } from './connection.js';
 import type { HostKey } from './hostkeys/hostKeys.js';
 import { PhaseTracker } from './phase.js';
 
-/** The client's address as we report it (PROXY protocol will replace the socket's). */
-export interface RemoteAddress {
-  readonly ip: string;
-  readonly port: number;
-}
-
 interface Pending {
-  readonly remote: RemoteAddress;
+  readonly remote: ClientAddress;
   readonly log: Logger;
   readonly correlationId: string;
   readonly loginTimer: NodeJS.Timeout | undefined;
@@ -111,8 +106,11 @@ export class SshServer {
     return Math.round(oldest);
   }
 
-  /** Takes over a socket our listener accepted. */
-  handleSocket(socket: Socket, remote: RemoteAddress): void {
+  /**
+   * Takes over a socket our listener accepted. `remote` is the client as PROXY protocol
+   * named it (or the socket's peer); `acceptedAt` is when the listener took the socket.
+   */
+  handleSocket(socket: Socket, remote: ClientAddress, acceptedAt = performance.now()): void {
     const { metrics, config } = this.options;
     const admission = this.options.startupLimiter.admit(remote.ip);
     if (!admission.admitted) {
@@ -124,20 +122,25 @@ export class SshServer {
       socket.destroy();
       return;
     }
-    const acceptedAt = performance.now();
     const correlationId = randomUUID();
-    const log = this.options.log.child({ correlation_id: correlationId, remote_ip: remote.ip, remote_port: remote.port });
+    const log = this.options.log.child({
+      correlation_id: correlationId,
+      remote_ip: remote.ip,
+      remote_port: remote.port,
+      ...(remote.via ? { proxy_ip: remote.via.ip, proxy_port: remote.via.port } : {}),
+    });
     const phase = new PhaseTracker(metrics.connections);
     metrics.inFlightConnections.inc();
     this.sockets.add(socket);
     const graceMs = config.sshd.loginGraceTimeMs;
+    // The deadline runs from accept, so time spent waiting for a PROXY header counts too.
     const loginTimer =
       graceMs > 0
         ? setTimeout(() => {
             log.info({ login_grace_time_ms: graceMs }, 'closing connection not authenticated in time');
             metrics.connectionsDropped.inc({ reason: 'login_grace_time' });
             socket.destroy();
-          }, graceMs)
+          }, Math.max(0, graceMs - (performance.now() - acceptedAt)))
         : undefined;
     socket.once('close', () => {
       clearTimeout(loginTimer);
