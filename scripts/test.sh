@@ -14,6 +14,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # promtool lints /metrics; the Prometheus server scrapes it as an operator's would.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# Real load balancers send the PROXY headers: HAProxy (v1 and v2) and nginx's stream module (v1).
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing: ${missing[*]}"

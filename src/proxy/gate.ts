@@ -103,7 +103,11 @@ export class ProxyGate {
   private refuseHeaderIfSent(socket: Socket, peer: Endpoint): void {
     if (socket.destroyed) return;
     socket.prependOnceListener('data', (chunk: Buffer) => {
-      if (frameProxyHeader(chunk).state === 'absent') return;
+      if (frameProxyHeader(chunk).state === 'absent') {
+        this.options.metrics.proxyHeaders.inc({ result: 'absent' });
+        this.options.metrics.proxyHeaderWait.observe({ result: 'absent' }, 0);
+        return;
+      }
       this.refuse(socket, peer, 'proxy_header_not_allowed', 'PROXY header from a source that may not send one', 'reject');
     });
   }

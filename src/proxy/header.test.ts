@@ -116,5 +116,6 @@ describe('frameProxyHeader', () => {
     assert.equal(invalidReason(withByte(13, 0x12)), 'malformed', 'UDP');
     assert.equal(invalidReason(v2Header('192.0.2.1', 1, '127.0.0.1', 22, { declaredLength: 11 })), 'malformed', 'too short for TCP4');
     assert.equal(invalidReason(v2Header('::1', 1, '::1', 22, { declaredLength: 35 })), 'malformed', 'too short for TCP6');
+    assert.equal(invalidReason(withByte(13, 0x71).subarray(0, 16)), 'malformed', 'a bad family is refused from the fixed part alone');
   });
 });

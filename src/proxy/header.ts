@@ -107,17 +107,21 @@ function frameV2(bytes: Buffer): FrameResult {
   if (command !== V2.CommandLocal && command !== V2.CommandProxy) return invalid('malformed', `v2 header has unknown command ${command}`);
   const length = V2_FIXED_LENGTH + bytes.readUInt16BE(14);
   if (length > V2_MAX_LENGTH) return invalid('oversized', `v2 header declares ${length} bytes; at most ${V2_MAX_LENGTH} are accepted`);
-  if (bytes.length < length) return { state: 'incomplete' };
   // LOCAL: a health check or the load balancer's own connection; the rest is skipped unread.
-  if (command === V2.CommandLocal) return header({ version: 2, kind: 'local' }, length);
+  if (command === V2.CommandLocal) return bytes.length < length ? { state: 'incomplete' } : header({ version: 2, kind: 'local' }, length);
 
+  // The fixed part is enough to refuse a bad family or transport without waiting for the rest.
   const family = bytes[13]! >> 4;
   const transport = bytes[13]! & 0x0f;
-  if (family === V2.FamilyUnspec || family === V2.FamilyUnix) return header({ version: 2, kind: 'local' }, length);
   const addressLength = V2_ADDRESS_LENGTH[family];
-  if (addressLength === undefined) return invalid('malformed', `v2 header has unknown address family ${family}`);
-  if (transport !== V2.TransportStream) return invalid('malformed', 'v2 header names a transport other than TCP');
-  if (length - V2_FIXED_LENGTH < addressLength) return invalid('malformed', 'v2 header is too short for its addresses');
+  const namesNoClient = family === V2.FamilyUnspec || family === V2.FamilyUnix;
+  if (!namesNoClient) {
+    if (addressLength === undefined) return invalid('malformed', `v2 header has unknown address family ${family}`);
+    if (transport !== V2.TransportStream) return invalid('malformed', 'v2 header names a transport other than TCP');
+    if (length - V2_FIXED_LENGTH < addressLength) return invalid('malformed', 'v2 header is too short for its addresses');
+  }
+  if (bytes.length < length) return { state: 'incomplete' };
+  if (namesNoClient || addressLength === undefined) return header({ version: 2, kind: 'local' }, length);
 
   let parsed: InstanceType<typeof proxyProtocol.V2ProxyProtocol>;
   try {
