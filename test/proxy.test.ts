@@ -199,12 +199,14 @@ describe('PROXY protocol with real peers', () => {
       const mark = server.mark();
       const socket = connect(server.port, '127.0.0.1');
       socket.on('error', () => undefined);
+      // Listened for before anything is sent: the close may come before the log line is read.
+      const closed = once(socket, 'close');
       await once(socket, 'connect');
       send(socket);
       const refusal = await server.waitForLogSince(mark, (line) => line.msg === 'connection refused: PROXY protocol');
       assert.equal(refusal.reason, reason, name);
       assert.equal(refusal.level, 'warn');
-      await once(socket, 'close');
+      await closed;
       tally.set(reason, (tally.get(reason) ?? 0) + 1);
     }
     for (const [reason, expected] of tally) {
