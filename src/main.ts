@@ -113,9 +113,14 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       gracePeriodMs: config.sshd.gracePeriodMs,
       target: {
         stopAccepting: () => listener.close(),
-        allClosed: () => sshServer.allClosed(),
+        // A connection still waiting for its PROXY header was accepted before the signal:
+        // it is handed to the SSH server (or closed) first, then waited for like the rest.
+        allClosed: async () => {
+          await proxyGate?.idle();
+          await sshServer.allClosed();
+        },
         get connectionCount() {
-          return sshServer.connectionCount;
+          return sshServer.connectionCount + (proxyGate?.pending ?? 0);
         },
         oldestConnectionAgeMs: () => sshServer.oldestConnectionAgeMs(),
       },

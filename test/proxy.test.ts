@@ -215,4 +215,29 @@ describe('PROXY protocol with real peers', () => {
     const clone = await cloneThrough(key, server.port, '127.0.0.1');
     assert.equal(clone.code, 0, clone.stderr);
   });
+
+  test('a connection still waiting for its header at SIGTERM is served within the grace period, not cut', async () => {
+    const draining = await startWithRepo(key, { proxy_policy: 'use', proxy_header_timeout: '3s', grace_period: '10s' });
+    const socket = connect(draining.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      await once(socket, 'connect');
+      const header = v1Header('192.0.2.44', 4444);
+      socket.write(header.subarray(0, 10));
+      const mark = draining.mark();
+      draining.child.kill('SIGTERM');
+      await draining.waitForLogSince(mark, (line) => line.msg === 'draining');
+      socket.write(Buffer.concat([header.subarray(10), Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')]));
+      const [banner] = (await once(socket, 'data')) as [Buffer];
+      assert.match(banner.toString('latin1'), /^SSH-2\.0-git-sshd/);
+      socket.destroy();
+      const stopped = await draining.waitForLogSince(mark, (line) => line.msg === 'stopped');
+      assert.equal(stopped.connections_at_signal, 1, 'the waiting connection counts as open at the signal');
+      assert.equal(await draining.exited, 0);
+    } finally {
+      socket.destroy();
+      await draining.dispose();
+    }
+  });
 });
+

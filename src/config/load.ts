@@ -186,6 +186,11 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   if (durationMs(raw.sshd.proxy_header_timeout) === 0) {
     throw configError(`invalid ${where}: sshd.proxy_header_timeout: must be more than 0 (a header cannot arrive in no time): value was ${JSON.stringify(raw.sshd.proxy_header_timeout)}`);
   }
+  if (raw.sshd.proxy_protocol === true && raw.sshd.proxy_allowed.length === 0 && ['use', 'require'].includes(String(raw.sshd.proxy_policy).toLowerCase())) {
+    warnings.push(
+      'sshd.proxy_protocol is on and sshd.proxy_allowed is empty: any client that reaches the port directly can name its own address; list your load balancers in sshd.proxy_allowed',
+    );
+  }
   const paths = [
     ['sshd.readiness_probe', raw.sshd.readiness_probe],
     ['sshd.liveness_probe', raw.sshd.liveness_probe],

@@ -25,7 +25,8 @@ export interface ProxyGateOptions {
  */
 export class ProxyGate {
   private readonly options: ProxyGateOptions;
-  private pending = 0;
+  private waiting = 0;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(options: ProxyGateOptions) {
     this.options = options;
@@ -40,15 +41,27 @@ export class ProxyGate {
       this.refuseHeaderIfSent(socket, peer);
       return;
     }
-    if (this.pending >= this.options.maxPending) {
+    if (this.waiting >= this.options.maxPending) {
       this.refuse(socket, peer, 'max_startups', 'too many connections waiting for their PROXY header', policy);
       return;
     }
-    this.pending += 1;
+    this.waiting += 1;
     void readProxyHeader(socket, { timeoutMs: this.options.headerTimeoutMs, signal: this.options.signal }).then((outcome) => {
-      this.pending -= 1;
+      this.waiting -= 1;
       this.decide(socket, peer, policy, outcome, acceptedAt);
+      if (this.waiting === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     });
+  }
+
+  /** Connections accepted but still waiting for their header (the drain waits for them too). */
+  get pending(): number {
+    return this.waiting;
+  }
+
+  /** Resolves once no connection is waiting for its header; each has been handed on or closed. */
+  idle(): Promise<void> {
+    if (this.waiting === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private decide(socket: Socket, peer: Endpoint, policy: 'use' | 'require' | 'ignore', outcome: ReadOutcome, acceptedAt: number): void {
