@@ -12,6 +12,21 @@ export interface Identity {
   readonly keyFingerprint: string;
 }
 
+/** Who is asking, for the backend's calls: cancellation, the request id, the client's address. */
+export interface RequestContext {
+  readonly signal: AbortSignal;
+  /** The connection's correlation id (GitLab's X-Request-Id). */
+  readonly correlationId: string;
+  /** The client's address (from the PROXY header when there is one). */
+  readonly clientIp: string;
+}
+
+/** Streams of one session, for commands that talk with the user. */
+export interface CommandIO {
+  readonly stdin: NodeJS.ReadableStream;
+  write(stream: 'stdout' | 'stderr', text: string): Promise<void>;
+}
+
 export interface GitTarget {
   /** Canonical repository name, for logs and metrics. */
   readonly repo: string;
@@ -21,14 +36,25 @@ export interface GitTarget {
   readonly env: Readonly<Record<string, string>>;
   /** Run once git has exited 0; for receive-pack, repository upkeep after a push. */
   readonly afterSuccess?: () => Promise<void>;
+  /** Lines to show the user (on stderr, as `remote:` lines) before git runs. */
+  readonly consoleMessages?: readonly string[];
 }
 
 export interface AccessBackend {
   /** The identity owning this public key (SSH wire blob), or undefined if none does. */
-  identify(publicKey: Buffer, signal: AbortSignal): Promise<Identity | undefined>;
+  identify(publicKey: Buffer, context: RequestContext): Promise<Identity | undefined>;
   /** The line `shell` and an empty command print. */
-  welcome(identity: Identity, signal: AbortSignal): Promise<string>;
+  welcome(identity: Identity, context: RequestContext): Promise<string>;
   /** Checks access and names the repository; throws a policy GitSshdError when denied. */
-  authorizeGit(identity: Identity, service: GitService, repoArg: string, signal: AbortSignal): Promise<GitTarget>;
+  authorizeGit(identity: Identity, service: GitService, repoArg: string, context: RequestContext): Promise<GitTarget>;
+  /** Commands of this backend beyond git and the welcome (GitLab's lfs, 2FA and token commands). */
+  readonly commands?: ReadonlyMap<string, BackendCommand>;
+  /** How an error message is framed on stderr (gitlab-sshd boxes it in `remote:` lines). */
+  formatError?(message: string): string;
   close(): Promise<void>;
+}
+
+export interface BackendCommand {
+  /** Runs the command; resolves with its exit status. Throws GitSshdError to report a failure. */
+  run(identity: Identity, args: readonly string[], io: CommandIO, context: RequestContext): Promise<number>;
 }

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERR_BAD_COMMAND, ERR_UNKNOWN_COMMAND, GitSshdError } from '../errors.js';
-import { parseCommand } from './parse.js';
+import { parseCommand, unknownCommand } from './parse.js';
 
 /** Asserts a policy error with `code` whose message contains every fragment. */
 function assertRefused(text: string, code: string, ...fragments: string[]): void {
@@ -61,10 +61,11 @@ describe('parseCommand', () => {
     assertRefused('"\x1b[31mred"', ERR_UNKNOWN_COMMAND, 'Unknown command: ?[31mred');
   });
 
-  test('GitLab-only commands are unknown here and point at the GitLab backend', () => {
-    for (const name of ['2fa_verify', '2fa_recovery_codes', 'personal_access_token', 'git-lfs-authenticate team/app download']) {
-      assertRefused(name, ERR_UNKNOWN_COMMAND, 'GitLab backend');
-    }
+  test('GitLab-only commands are parsed as backend commands with their arguments', () => {
+    assert.deepEqual(parseCommand('git-lfs-authenticate team/app download'), { kind: 'backend', name: 'git-lfs-authenticate', args: ['team/app', 'download'] });
+    assert.deepEqual(parseCommand('2fa_verify'), { kind: 'backend', name: '2fa_verify', args: [] });
+    assert.deepEqual(parseCommand("personal_access_token ci 'read_api,read_repository' 7").args, ['ci', 'read_api,read_repository', '7']);
+    assert.match(unknownCommand('2fa_verify', true).message, /Unknown command: 2fa_verify \(it needs the GitLab backend\)/);
   });
 
   test('unbalanced quotes are a bad command', () => {

@@ -4,7 +4,9 @@ import type { GitService } from '../backends/backend.js';
 
 export type Command =
   | { readonly kind: 'welcome' }
-  | { readonly kind: 'git'; readonly service: GitService; readonly repo: string };
+  | { readonly kind: 'git'; readonly service: GitService; readonly repo: string }
+  /** A gitlab-shell command that only some backends provide. */
+  | { readonly kind: 'backend'; readonly name: string; readonly args: readonly string[] };
 
 const GIT_SERVICES = new Set<string>(['git-upload-pack', 'git-receive-pack', 'git-upload-archive']);
 
@@ -47,6 +49,12 @@ export function parseCommand(text: string): Command {
     }
     return { kind: 'git', service: name as GitService, repo: args[0] as string };
   }
-  const suffix = GITLAB_ONLY.has(name) ? ' (it needs the GitLab backend)' : '';
-  throw new GitSshdError(ERR_UNKNOWN_COMMAND, `Unknown command: ${printable(name)}${suffix}`, { errorClass: 'policy' });
+  if (GITLAB_ONLY.has(name)) return { kind: 'backend', name, args };
+  throw unknownCommand(name);
+}
+
+/** The error for a command nobody here runs; `backendOnly` says another backend has it. */
+export function unknownCommand(name: string, backendOnly = false): GitSshdError {
+  const suffix = backendOnly ? ' (it needs the GitLab backend)' : '';
+  return new GitSshdError(ERR_UNKNOWN_COMMAND, `Unknown command: ${printable(name)}${suffix}`, { errorClass: 'policy' });
 }

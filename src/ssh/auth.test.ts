@@ -59,7 +59,7 @@ describe('public key authentication', () => {
   test('a query and then a signature for the same key cost one backend lookup', async () => {
     const { priv, blob } = keyPair();
     const backend = new CountingBackend(blob);
-    const auth = new PublicKeyAuth({ user: 'git', backend, log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', backend, log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     const query = context({ key: { algo: priv.type, data: blob } });
     assert.equal(await auth.handle(query.ctx), 'key_acceptable');
     assert.equal(query.result(), 'accept');
@@ -74,7 +74,7 @@ describe('public key authentication', () => {
   test('a signature by a different key than the one offered is refused', async () => {
     const { blob } = keyPair();
     const intruder = keyPair();
-    const auth = new PublicKeyAuth({ user: 'git', backend: new CountingBackend(blob), log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', backend: new CountingBackend(blob), log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     const data = Buffer.from('data');
     const forged = context({ key: { algo: 'ssh-ed25519', data: blob }, blob: data, signature: intruder.priv.sign(data) });
     assert.equal(await auth.handle(forged.ctx), 'bad_signature');
@@ -84,14 +84,14 @@ describe('public key authentication', () => {
 
   test('a signature over other data than the session’s is refused', async () => {
     const { priv, blob } = keyPair();
-    const auth = new PublicKeyAuth({ user: 'git', backend: new CountingBackend(blob), log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', backend: new CountingBackend(blob), log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     const replay = context({ key: { algo: priv.type, data: blob }, blob: Buffer.from('this session'), signature: priv.sign(Buffer.from('another session')) });
     assert.equal(await auth.handle(replay.ctx), 'bad_signature');
   });
 
   test('a key algorithm that does not match the key is refused', async () => {
     const { priv, blob } = keyPair();
-    const auth = new PublicKeyAuth({ user: 'git', backend: new CountingBackend(blob), log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', backend: new CountingBackend(blob), log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     const data = Buffer.from('d');
     assert.equal(await auth.handle(signed(priv, blob, data, { key: { algo: 'ssh-rsa', data: blob } }).ctx), 'bad_signature');
   });
@@ -99,7 +99,7 @@ describe('public key authentication', () => {
   test('another user name, another method, and an unknown key are refused without a lookup', async () => {
     const { priv, blob } = keyPair();
     const backend = new CountingBackend(blob);
-    const auth = new PublicKeyAuth({ user: 'git', backend, log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', backend, log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     assert.equal(await auth.handle(signed(priv, blob, Buffer.from('d'), { username: 'root' }).ctx), 'wrong_user');
     assert.equal(await auth.handle(context({ method: 'password', password: 'x' }).ctx), 'method_not_allowed');
     assert.equal(backend.lookups, 0);
@@ -110,7 +110,7 @@ describe('public key authentication', () => {
   test('keys of an algorithm outside sshd.public_key_algorithms are refused before any lookup', async () => {
     const { priv, blob } = keyPair();
     const backend = new CountingBackend(blob);
-    const auth = new PublicKeyAuth({ user: 'git', allowedAlgorithms: ['rsa-sha2-256'], backend, log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', allowedAlgorithms: ['rsa-sha2-256'], backend, log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     assert.equal(await auth.handle(signed(priv, blob, Buffer.from('d')).ctx), 'algorithm_not_allowed');
     assert.equal(backend.lookups, 0);
   });
@@ -121,7 +121,7 @@ describe('public key authentication', () => {
     backend.identify = async () => {
       throw new Error('api down');
     };
-    const auth = new PublicKeyAuth({ user: 'git', backend, log, signal: new AbortController().signal });
+    const auth = new PublicKeyAuth({ user: 'git', backend, log, context: { signal: new AbortController().signal, correlationId: 'test', clientIp: '127.0.0.1' } });
     const attempt = signed(priv, blob, Buffer.from('d'));
     assert.equal(await auth.handle(attempt.ctx), 'backend_error');
     assert.equal(attempt.result(), 'reject');

@@ -1,5 +1,5 @@
 import ssh2, { type AuthContext, type PublicKeyAuthContext } from 'ssh2';
-import type { AccessBackend, Identity } from '../backends/backend.js';
+import type { AccessBackend, Identity, RequestContext } from '../backends/backend.js';
 import type { Logger } from '../logging/logger.js';
 
 const { utils } = ssh2;
@@ -23,7 +23,7 @@ export interface PublicKeyAuthOptions {
   readonly allowedAlgorithms?: readonly string[];
   readonly backend: AccessBackend;
   readonly log: Logger;
-  readonly signal: AbortSignal;
+  readonly context: RequestContext;
 }
 
 /**
@@ -90,7 +90,7 @@ export class PublicKeyAuth {
     let found = this.lookups.get(id);
     if (!found) {
       if (this.lookups.size >= MAX_KEYS_PER_CONNECTION) return Promise.resolve(undefined);
-      found = this.options.backend.identify(publicKey, this.options.signal);
+      found = this.options.backend.identify(publicKey, this.options.context);
       this.lookups.set(id, found);
       // A failed lookup (backend down) is not an answer: let the next attempt ask again.
       found.catch(() => this.lookups.delete(id));

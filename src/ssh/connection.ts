@@ -45,6 +45,8 @@ export interface ConnectionOptions {
   /** When the socket was accepted (performance.now()). */
   readonly acceptedAt: number;
   readonly correlationId: string;
+  /** The client's address as reported (the PROXY header's when there is one). */
+  readonly clientIp: string;
   readonly clientVersion: string;
   /** Called once when the connection starts closing. */
   readonly onStopping?: () => void;
@@ -82,7 +84,7 @@ export class Connection {
     // One listener per session: concurrent_sessions_limit may well be above node's default of 10.
     setMaxListeners(0, this.abort.signal);
     const { client, log, metrics } = options;
-    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, signal: this.abort.signal });
+    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, context: { signal: this.abort.signal, correlationId: options.correlationId, clientIp: options.clientIp } });
     const onStop = (): void => void this.cutAndStop();
     const onDrain = (): void => this.leaveWhenIdle(DRAIN_IDLE_MS);
     options.signal.addEventListener('abort', onStop, { once: true });
@@ -211,6 +213,7 @@ export class Connection {
       metrics,
       signal: this.abort.signal,
       correlationId: this.options.correlationId,
+      clientIp: this.options.clientIp,
       onViolation: (reason) => this.drop('protocol_violation', reason),
     });
     const done = session.done.then((record) => {

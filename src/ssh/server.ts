@@ -186,6 +186,7 @@ export class SshServer {
       phase: pending.phase,
       acceptedAt: pending.acceptedAt,
       correlationId: pending.correlationId,
+      clientIp: pending.remote.ip,
       clientVersion,
       // Once the connection is closing for a reason of its own, the login deadline must not count it again.
       onStopping: () => clearTimeout(pending.loginTimer),

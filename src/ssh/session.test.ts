@@ -26,6 +26,7 @@ function makeSession(signal: AbortSignal): { session: Session; ssh2Session: Even
     metrics: new Metrics(new Registry(), { lifecycleState: () => 'ready', drainSeconds: () => undefined, bytes: () => ({ received: 0, sent: 0 }) }, 'test'),
     signal,
     correlationId: 'test',
+    clientIp: '127.0.0.1',
     onViolation: () => undefined,
   });
   return { session, ssh2Session };

@@ -1,6 +1,6 @@
 import type { Session as Ssh2Session, ServerChannel } from 'ssh2';
 import type { AccessBackend, Identity } from '../backends/backend.js';
-import { parseCommand, type Command } from '../commands/parse.js';
+import { parseCommand, unknownCommand, type Command } from '../commands/parse.js';
 import { ERR_BAD_COMMAND, ERR_INTERNAL, ERR_UNKNOWN_COMMAND, GitSshdError } from '../errors.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
@@ -37,6 +37,7 @@ export interface SessionOptions {
   /** Aborted when the connection goes away (or the server stops). */
   readonly signal: AbortSignal;
   readonly correlationId: string;
+  readonly clientIp: string;
   /** Called when the client breaks the protocol in a way that ends the whole connection. */
   readonly onViolation: (reason: string) => void;
 }
@@ -233,14 +234,26 @@ export class Session {
   private async execute(command: Command, channel: ServerChannel, output: ChannelOutput, record: SessionRecord): Promise<number> {
     const { backend, identity, transport } = this.options;
     const signal = this.abort.signal;
-    this.commandLabel = command.kind === 'welcome' ? 'welcome' : command.service;
+    const context = { signal, correlationId: this.options.correlationId, clientIp: this.options.clientIp };
     if (command.kind === 'welcome') {
-      await output.write('stdout', line(await backend.welcome(identity, signal)));
+      this.commandLabel = 'welcome';
+      await output.write('stdout', line(await backend.welcome(identity, context)));
       return 0;
     }
+    if (command.kind === 'backend') {
+      const handler = backend.commands?.get(command.name);
+      if (!handler) throw unknownCommand(command.name, true);
+      this.commandLabel = command.name;
+      record.command = command.name;
+      const io = { stdin: channel, write: (stream: 'stdout' | 'stderr', text: string) => output.write(stream, Buffer.from(text)) };
+      return handler.run(identity, command.args, io, context);
+    }
+    this.commandLabel = command.service;
     record.command = command.service;
-    const target = await backend.authorizeGit(identity, command.service, command.repo, signal);
+    const target = await backend.authorizeGit(identity, command.service, command.repo, context);
     record.repo = target.repo;
+    const messages = (target.consoleMessages ?? []).filter((message) => message.trim() !== '');
+    if (messages.length > 0) await output.write('stderr', Buffer.from(consoleBlock(messages)));
     this.options.log.debug({ command: command.service, repo: target.repo }, 'running git');
     const outcome = await transport.run({
       service: command.service,
@@ -277,9 +290,16 @@ export class Session {
         this.options.log.error({ err }, 'command failed');
       }
     }
-    if (!signal.aborted) await output.write('stderr', line(`ERROR: ${message}`)).catch(() => undefined);
+    const formatted = this.options.backend.formatError?.(message);
+    const text = formatted === undefined ? line(`ERROR: ${message}`) : Buffer.from(formatted);
+    if (!signal.aborted) await output.write('stderr', text).catch(() => undefined);
     return exitStatus;
   }
+}
+
+/** Messages for the user before git runs, framed as git frames the server's own (`remote:`). */
+function consoleBlock(messages: readonly string[]): string {
+  return ['remote: ', ...messages.map((message) => `remote: ${message}`), 'remote: ', ''].join('\n');
 }
 
 /** Resolves (true: nothing left to wait for) once the signal aborts. */

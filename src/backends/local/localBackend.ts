@@ -1,6 +1,6 @@
 import { ERR_ACCESS_DENIED, ERR_NOT_FOUND, policyError } from '../../errors.js';
 import type { Logger } from '../../logging/logger.js';
-import type { AccessBackend, GitService, GitTarget, Identity } from '../backend.js';
+import type { AccessBackend, GitService, GitTarget, Identity, RequestContext } from '../backend.js';
 import { accessLevel, allows, type AccessLevel } from './access.js';
 import { assertStaysInRoot, locateRepo } from './repoPath.js';
 import { Repositories } from './repositories.js';
@@ -44,7 +44,7 @@ export class LocalBackend implements AccessBackend {
     return `Welcome to git-sshd, @${identity.username}!`;
   }
 
-  async authorizeGit(identity: Identity, service: GitService, repoArg: string, signal: AbortSignal): Promise<GitTarget> {
+  async authorizeGit(identity: Identity, service: GitService, repoArg: string, { signal }: RequestContext): Promise<GitTarget> {
     const owner = this.options.users.current.keys.get(identity.keyId);
     if (!owner) throw policyError(ERR_ACCESS_DENIED, 'your key is no longer accepted');
     if (owner.user.name !== identity.username) {
