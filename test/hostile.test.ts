@@ -30,10 +30,12 @@ describe('an authenticated client that breaks the SSH protocol', () => {
       client.exec('', () => undefined);
     });
     const violation = server.nextLog((line) => line.msg === 'protocol violation; closing the connection');
+    // Listened for before connecting: the close can come before the log line is read.
+    const closed = once(client, 'close');
     client.connect({ host: '127.0.0.1', port: server.port, username: 'git', privateKey: readFileSync(key.path) });
     const logged = await violation;
     assert.match(String(logged.reason), /packet size 0/);
-    await once(client, 'close');
+    await closed;
     const welcome = await ssh(key, server.port);
     assert.equal(welcome.stdout, 'Welcome to git-sshd, @alice!\n');
   });
