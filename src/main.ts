@@ -1,4 +1,7 @@
 import { mkdirSync } from 'node:fs';
+import type { AccessBackend } from './backends/backend.js';
+import { GitlabApiClient } from './backends/gitlab/apiClient.js';
+import { GitlabBackend } from './backends/gitlab/gitlabBackend.js';
 import { LocalBackend } from './backends/local/localBackend.js';
 import { UsersStore } from './backends/local/usersStore.js';
 import { loadConfig } from './config/load.js';
@@ -29,10 +32,6 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   const lifecycle = new Lifecycle();
   for (const warning of warnings) log.warn(warning);
 
-  mkdirSync(config.local.reposDir, { recursive: true, mode: 0o750 });
-  const users = new UsersStore({ file: config.local.usersFile, createIfMissing: !config.local.usersFileExplicit, log });
-  users.watch();
-  const backend = new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });
   const hostKeys = loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
   const transport = new LocalGitTransport({ baseEnv: config.gitEnv, log });
   // git runs in process groups of its own, which do not die with us: take them along.
@@ -47,6 +46,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     },
     version,
   );
+  const backend = createBackend(config, metrics, version, log);
   // Up first, answering 502 on readiness until the SSH port listens; a port taken is fatal.
   const monitoring = config.sshd.webListen
     ? new MonitoringServer({
@@ -135,6 +135,33 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+function createBackend(config: Config, metrics: Metrics, version: string, log: Logger): AccessBackend {
+  if (config.backend === 'gitlab') {
+    const api = new GitlabApiClient({
+      gitlabUrl: config.gitlabUrl,
+      relativeUrlRoot: config.gitlabRelativeUrlRoot,
+      secret: config.secret,
+      basicAuth: { user: config.httpSettings.user, password: config.httpSettings.password },
+      readTimeoutMs: config.httpSettings.readTimeoutMs,
+      ...(config.httpSettings.caFile ? { caFile: config.httpSettings.caFile } : {}),
+      userAgent: `git-sshd/${version}`,
+      log,
+      metrics,
+    });
+    return new GitlabBackend({
+      api,
+      storages: config.gitlab.storages,
+      keyCache: { ttlMs: config.gitlab.keyCacheTtlMs, max: config.gitlab.keyCacheSize },
+      pat: config.pat,
+      log,
+    });
+  }
+  mkdirSync(config.local.reposDir, { recursive: true, mode: 0o750 });
+  const users = new UsersStore({ file: config.local.usersFile, createIfMissing: !config.local.usersFileExplicit, log });
+  users.watch();
+  return new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });
 }
 
 function main(): void {

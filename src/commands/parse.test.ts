@@ -64,7 +64,7 @@ describe('parseCommand', () => {
   test('GitLab-only commands are parsed as backend commands with their arguments', () => {
     assert.deepEqual(parseCommand('git-lfs-authenticate team/app download'), { kind: 'backend', name: 'git-lfs-authenticate', args: ['team/app', 'download'] });
     assert.deepEqual(parseCommand('2fa_verify'), { kind: 'backend', name: '2fa_verify', args: [] });
-    assert.deepEqual(parseCommand("personal_access_token ci 'read_api,read_repository' 7").args, ['ci', 'read_api,read_repository', '7']);
+    assert.deepEqual(parseCommand("personal_access_token ci 'read_api,read_repository' 7"), { kind: 'backend', name: 'personal_access_token', args: ['ci', 'read_api,read_repository', '7'] });
     assert.match(unknownCommand('2fa_verify', true).message, /Unknown command: 2fa_verify \(it needs the GitLab backend\)/);
   });
 

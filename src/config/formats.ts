@@ -189,5 +189,13 @@ export const FORMATS = {
   'proxy-policy': caseInsensitiveEnum('proxy-policy', ['use', 'require', 'ignore', 'reject']),
   'log-level': caseInsensitiveEnum('log-level', ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic']),
   'log-format': caseInsensitiveEnum('log-format', ['json', 'text']),
-  backend: caseInsensitiveEnum('backend', ['local']),
+  backend: caseInsensitiveEnum('backend', ['local', 'gitlab']),
+  'storage-map': {
+    validate(value: unknown): void {
+      if (!value || typeof value !== 'object' || Array.isArray(value)) throw invalid('must be a map of storage name to directory', value);
+      for (const [name, dir] of Object.entries(value)) {
+        if (typeof dir !== 'string' || !dir.startsWith('/')) throw invalid(`storage ${JSON.stringify(name)} must map to an absolute directory`, value);
+      }
+    },
+  },
 } as const;

@@ -215,8 +215,8 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     backend: String(raw.backend).toLowerCase() as BackendKind,
     gitlabUrl: raw.gitlab_url,
     gitlabRelativeUrlRoot: raw.gitlab_relative_url_root,
-    secret: raw.secret,
-    secretFile: raw.secret_file,
+    secret: raw.backend.toLowerCase() === 'gitlab' ? readSecret(raw.secret, raw.secret_file, configDir, where) : raw.secret,
+    secretFile: raw.secret_file === '' || isAbsolute(raw.secret_file) ? raw.secret_file : resolve(configDir, raw.secret_file),
     httpSettings: {
       user: raw.http_settings.user,
       password: raw.http_settings.password,
@@ -255,6 +255,12 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       ciphers: raw.sshd.ciphers,
       publicKeyAlgorithms: raw.sshd.public_key_algorithms,
     },
+    gitlab: {
+      storages: raw.gitlab.storages,
+      keyCacheTtlMs: durationMs(raw.gitlab.key_cache_ttl),
+      keyCacheSize: raw.gitlab.key_cache_size,
+    },
+    pat: { enabled: raw.pat.enabled, allowedScopes: raw.pat.allowed_scopes },
     local: {
       dataDir,
       usersFile: raw.local.users_file ? resolve(options.cwd, raw.local.users_file) : resolve(dataDir, 'users.yml'),
@@ -265,6 +271,23 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     source,
   };
   return { config: deepFreeze(config), warnings };
+}
+
+/**
+ * The shared secret for backend gitlab: `secret` when set, else the contents of
+ * `secret_file` (relative to the config file's directory, as gitlab-shell resolves it).
+ */
+function readSecret(secret: string, secretFile: string, configDir: string, where: string): string {
+  if (secret.trim() !== '') return secret;
+  const path = isAbsolute(secretFile) ? secretFile : resolve(configDir, secretFile);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw configError(`invalid ${where}: secret_file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); set secret, secret_file or GITLAB_SHELL_SECRET`);
+  }
+  if (text.trim() === '') throw configError(`invalid ${where}: secret_file: ${path} is empty`);
+  return text;
 }
 
 function gitEnvFrom(env: LoadOptions['env']): Record<string, string> {

@@ -128,6 +128,15 @@ export const SCHEMA = {
       service_principal_name: legacy('GSSAPI principal', String, ''),
     },
   },
+  gitlab: {
+    storages: {
+      doc: 'Gitaly storage name -> directory of its repositories on this machine (backend gitlab)',
+      format: 'storage-map',
+      default: { default: '/var/opt/gitlab/git-data/repositories' },
+    },
+    key_cache_ttl: duration('How long a key GitLab confirmed is trusted without asking again; 0 = no cache', '30s', 'GIT_SSHD_KEY_CACHE_TTL'),
+    key_cache_size: { doc: 'Keys kept in that cache', format: 'positive-int', default: 10000 },
+  },
   local: {
     data_dir: str('Directory of the embedded backend', './data', 'GIT_SSHD_DATA_DIR'),
     users_file: str('Users, keys and access; default <data_dir>/users.yml', '', 'GIT_SSHD_USERS_FILE'),

@@ -62,6 +62,15 @@ export interface Config {
     readonly ciphers: readonly string[];
     readonly publicKeyAlgorithms: readonly string[];
   };
+  readonly gitlab: {
+    readonly storages: Readonly<Record<string, string>>;
+    readonly keyCacheTtlMs: number;
+    readonly keyCacheSize: number;
+  };
+  readonly pat: {
+    readonly enabled: boolean;
+    readonly allowedScopes: readonly string[];
+  };
   readonly local: {
     readonly dataDir: string;
     readonly usersFile: string;

@@ -44,6 +44,9 @@ export class Metrics {
   readonly sliSessionErrors: Counter;
   readonly sliConnections: Counter;
   readonly sliConnectionErrors: Counter;
+  readonly httpRequests: Counter<'code' | 'method'>;
+  readonly httpRequestDuration: Histogram<'code' | 'method'>;
+  readonly httpInFlight: Gauge;
 
   // ours
   readonly connections: Gauge<'phase'>;
@@ -104,6 +107,24 @@ export class Metrics {
       registers,
     });
 
+    this.httpRequests = new Counter({
+      name: 'gitlab_shell_http_requests_total',
+      help: 'Requests to the GitLab internal API, by status code and method',
+      labelNames: ['code', 'method'],
+      registers,
+    });
+    this.httpRequestDuration = new Histogram({
+      name: 'gitlab_shell_http_request_duration_seconds',
+      help: 'Duration of requests to the GitLab internal API',
+      labelNames: ['code', 'method'],
+      buckets: [0.005, 0.025, 0.1, 0.5, 1, 10, 30, 60, 300],
+      registers,
+    });
+    this.httpInFlight = new Gauge({
+      name: 'gitlab_shell_http_in_flight_requests',
+      help: 'Requests to the GitLab internal API in flight',
+      registers,
+    });
     this.connections = new Gauge({
       name: 'git_sshd_connections',
       help: 'Open SSH connections by phase: unauthenticated, idle (authenticated, no session) or active',

@@ -1,0 +1,53 @@
+/** The internal API's JSON, as far as git-sshd reads it (field names are GitLab's). */
+
+export interface AuthorizedKeyResponse {
+  readonly id: number | string;
+  readonly key?: string;
+}
+
+export interface DiscoverResponse {
+  readonly id: number | null;
+  readonly name?: string;
+  readonly username?: string;
+}
+
+export interface AllowedResponse {
+  readonly status: boolean;
+  readonly message?: string;
+  readonly gl_repository?: string;
+  readonly gl_project_path?: string;
+  readonly gl_id?: string;
+  readonly gl_username?: string;
+  readonly git_config_options?: readonly string[];
+  readonly gl_console_messages?: readonly string[];
+  readonly gitaly?: {
+    readonly repository?: {
+      readonly storage_name: string;
+      readonly relative_path: string;
+      readonly gl_repository?: string;
+      readonly gl_project_path?: string;
+    };
+  };
+}
+
+export interface LfsAuthenticateResponse {
+  readonly username: string;
+  readonly lfs_token: string;
+  readonly repository_http_path: string;
+  readonly expires_in?: number;
+}
+
+export interface SuccessResponse {
+  readonly success: boolean;
+  readonly message?: string;
+}
+
+export interface RecoveryCodesResponse extends SuccessResponse {
+  readonly recovery_codes?: readonly string[];
+}
+
+export interface PersonalAccessTokenResponse extends SuccessResponse {
+  readonly token?: string;
+  readonly scopes?: readonly string[];
+  readonly expires_at?: string | null;
+}
