@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { git, gitLocal, makeKey, makeWorkTree, run, ssh, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
 import { allowedReply, GitlabApiFixture } from './helpers/gitlabApi.js';
+import { startHaproxy, type LoadBalancer } from './helpers/loadBalancers.js';
 import { TestServer } from './helpers/server.js';
 
 const SECRET = 'default-secret-content\n';
@@ -313,5 +314,55 @@ pat:
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
+  });
+});
+
+describe('backend gitlab behind a load balancer, with a short key cache', () => {
+  const api = new GitlabApiFixture(SECRET);
+  const key = makeKey();
+  const storage = temporaryDir('git-sshd-storage-');
+  let server: TestServer;
+  let lb: LoadBalancer;
+
+  before(async () => {
+    await api.start();
+    api.users.set(blobOf(key), { keyId: 21, userId: 2, username: 'bob' });
+    mkdirSync(join(storage, '@hashed/6b/86'), { recursive: true });
+    gitLocal(['clone', '-q', '--bare', makeWorkTree(), join(storage, RELATIVE)]);
+    api.handlers['/api/v4/internal/allowed'] = () => allowedReply({ relativePath: RELATIVE, projectPath: 'group/project', userId: 2, username: 'bob' });
+    server = await TestServer.start({
+      config: {
+        backend: 'gitlab',
+        gitlab_url: api.url,
+        secret: SECRET,
+        gitlab: { storages: { default: storage }, key_cache_ttl: '1s' },
+        sshd: { proxy_protocol: true, proxy_allowed: ['127.0.0.3/32'] },
+      },
+    });
+    lb = await startHaproxy(server.port, '127.0.0.3', [{ name: 'v2', sendProxy: 'send-proxy-v2' }]);
+  });
+  after(async () => {
+    await lb.stop();
+    await server.dispose();
+    await api.stop();
+  });
+
+  test('check_ip is the client address from the PROXY header, not the load balancer', async () => {
+    const port = lb.ports.v2!;
+    const result = await run('ssh', [...sshArgs(key, port, ['-b', '127.0.0.5']), 'git@127.0.0.1', 'git-upload-pack', 'group/project.git'], { input: '0000' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(api.to('/allowed')[0]!.body.check_ip, '127.0.0.5');
+  });
+
+  test('a key revoked in GitLab stops working once the cache TTL has passed', async () => {
+    api.requests.length = 0;
+    assert.equal((await ssh(key, server.port)).code, 0);
+    api.users.delete(blobOf(key));
+    const asked = api.to('/authorized_keys').length;
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const refused = await ssh(key, server.port);
+    assert.equal(refused.code, 255);
+    assert.match(refused.stderr, /Permission denied/);
+    assert.equal(api.to('/authorized_keys').length, asked + 1, 'asked again once the TTL had passed');
   });
 });
