@@ -8,12 +8,15 @@ export type ErrorClass = 'policy' | 'system';
 export class GitSshdError extends Error {
   readonly code: string;
   readonly errorClass: ErrorClass;
+  /** Lines the backend wants the user to read before the error (GitLab's console messages). */
+  readonly consoleMessages: readonly string[];
 
-  constructor(code: string, message: string, options: { cause?: unknown; errorClass?: ErrorClass } = {}) {
+  constructor(code: string, message: string, options: { cause?: unknown; errorClass?: ErrorClass; consoleMessages?: readonly string[] } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GitSshdError';
     this.code = code;
     this.errorClass = options.errorClass ?? 'system';
+    this.consoleMessages = options.consoleMessages ?? [];
   }
 }
 

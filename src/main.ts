@@ -146,6 +146,7 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
       basicAuth: { user: config.httpSettings.user, password: config.httpSettings.password },
       readTimeoutMs: config.httpSettings.readTimeoutMs,
       ...(config.httpSettings.caFile ? { caFile: config.httpSettings.caFile } : {}),
+      caDirs: [config.httpSettings.caPath, config.sslCertDir].filter((dir) => dir !== ''),
       userAgent: `git-sshd/${version}`,
       log,
       metrics,
@@ -155,6 +156,7 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
       storages: config.gitlab.storages,
       keyCache: { ttlMs: config.gitlab.keyCacheTtlMs, max: config.gitlab.keyCacheSize },
       pat: config.pat,
+      localPush: config.gitlab.localPush,
       log,
     });
   }

@@ -38,7 +38,8 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
         backend: 'gitlab',
         gitlab_url: api.url,
         secret: SECRET,
-        gitlab: { storages: { default: storage }, key_cache_ttl: '30s' },
+        // The push test below needs it; its own default (off) is tested further down.
+        gitlab: { storages: { default: storage }, key_cache_ttl: '30s', local_push: true },
       },
     });
   });
@@ -147,9 +148,28 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
 
   test('a second connection with the same key is served from the key cache', async () => {
     await ssh(alice, server.port);
+    api.requests.length = 0;
     await ssh(alice, server.port);
-    assert.equal(api.to('/authorized_keys').length, 0, 'the key was confirmed by an earlier test and is cached for 30 s');
+    await ssh(alice, server.port);
+    assert.equal(api.to('/authorized_keys').length, 0, 'the key is cached for 30 s');
     assert.equal(api.to('/discover').length, 2);
+  });
+
+  test('a DSA key is refused before GitLab is asked, as gitlab-sshd does', async () => {
+    const dir = temporaryDir('git-sshd-dsa-');
+    await run('ssh-keygen', ['-q', '-t', 'dsa', '-N', '', '-f', join(dir, 'id_dsa')]);
+    const dsa = { path: join(dir, 'id_dsa'), publicLine: readFileSync(join(dir, 'id_dsa.pub'), 'utf8').trim() };
+    api.users.set(blobOf(dsa), { keyId: 55, userId: 5, username: 'dave' });
+    const result = await ssh(dsa, server.port, [], ['-o', 'PubkeyAcceptedAlgorithms=+ssh-dss']);
+    assert.equal(result.code, 255);
+    assert.equal(api.to('/authorized_keys').length, 0);
+  });
+
+  test('console messages come before a denial too', async () => {
+    api.handlers['/api/v4/internal/allowed'] = () => ({ status: 200, body: { status: false, message: 'Project is archived', gl_console_messages: ['Read the notice'] } });
+    const result = await ssh(alice, server.port, ['git-upload-pack', 'group/project.git']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^remote: \nremote: Read the notice\nremote: \n[^]*remote: ERROR: Project is archived/);
   });
 
   test('git-lfs-authenticate prints the JSON the git-lfs client reads, after checking access like a fetch', async () => {
@@ -234,6 +254,24 @@ describe('backend gitlab when the API is down', () => {
       assert.equal(failure.path, '/authorized_keys');
     } finally {
       await server.dispose();
+    }
+  });
+
+  test('a wrong shared secret (401 from GitLab) is an error in the log, not every key being unknown', async () => {
+    const api = new GitlabApiFixture('the real secret');
+    await api.start();
+    const key = makeKey();
+    api.users.set(blobOf(key), { keyId: 1, userId: 1, username: 'alice' });
+    const server = await TestServer.start({ config: { backend: 'gitlab', gitlab_url: api.url, secret: 'a stale secret' } });
+    try {
+      const result = await ssh(key, server.port);
+      assert.equal(result.code, 255);
+      const failure = await server.waitForLog((line) => line.level === 'error' && line.msg === 'key lookup failed');
+      assert.match(JSON.stringify(failure.err), /401|Unauthorized/);
+      assert.match(api.requests[0]!.jwtError ?? '', /signature/);
+    } finally {
+      await server.dispose();
+      await api.stop();
     }
   });
 });
@@ -352,6 +390,12 @@ describe('backend gitlab behind a load balancer, with a short key cache', () => 
     const result = await run('ssh', [...sshArgs(key, port, ['-b', '127.0.0.5']), 'git@127.0.0.1', 'git-upload-pack', 'group/project.git'], { input: '0000' });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(api.to('/allowed')[0]!.body.check_ip, '127.0.0.5');
+  });
+
+  test('pushes are refused by default: GitLab\'s push checks run in Gitaly, which a local git does not run', async () => {
+    const result = await ssh(key, server.port, ['git-receive-pack', 'group/project.git']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /ERROR: pushes are not served by this server yet/);
   });
 
   test('a key revoked in GitLab stops working once the cache TTL has passed', async () => {

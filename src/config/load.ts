@@ -259,6 +259,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       storages: raw.gitlab.storages,
       keyCacheTtlMs: durationMs(raw.gitlab.key_cache_ttl),
       keyCacheSize: raw.gitlab.key_cache_size,
+      localPush: raw.gitlab.local_push,
     },
     pat: { enabled: raw.pat.enabled, allowedScopes: raw.pat.allowed_scopes },
     local: {

@@ -136,6 +136,7 @@ export const SCHEMA = {
     },
     key_cache_ttl: duration('How long a key GitLab confirmed is trusted without asking again; 0 = no cache', '30s', 'GIT_SSHD_KEY_CACHE_TTL'),
     key_cache_size: { doc: 'Keys kept in that cache', format: 'positive-int', default: 10000 },
+    local_push: bool('Serve pushes with a local git-receive-pack, without GitLab\'s Gitaly push hooks', false, 'GIT_SSHD_GITLAB_LOCAL_PUSH'),
   },
   local: {
     data_dir: str('Directory of the embedded backend', './data', 'GIT_SSHD_DATA_DIR'),

@@ -66,6 +66,7 @@ export interface Config {
     readonly storages: Readonly<Record<string, string>>;
     readonly keyCacheTtlMs: number;
     readonly keyCacheSize: number;
+    readonly localPush: boolean;
   };
   readonly pat: {
     readonly enabled: boolean;

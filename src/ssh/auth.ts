@@ -64,7 +64,9 @@ export class PublicKeyAuth {
     try {
       identity = await this.lookup(pk.key.data);
     } catch (err) {
-      this.options.log.error({ err }, 'key lookup failed');
+      // A lookup cut short because the client left is nobody's failure.
+      if (this.options.context.signal.aborted) this.options.log.debug({ err }, 'key lookup abandoned');
+      else this.options.log.error({ err }, 'key lookup failed');
       pk.reject(['publickey']);
       return 'backend_error';
     }

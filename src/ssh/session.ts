@@ -242,7 +242,7 @@ export class Session {
     }
     if (command.kind === 'backend') {
       const handler = backend.commands?.get(command.name);
-      if (!handler) throw unknownCommand(command.name, true);
+      if (!handler) throw unknownCommand(command.name, backend.commands === undefined);
       this.commandLabel = command.name;
       record.command = command.name;
       const io = { stdin: channel, write: (stream: 'stdout' | 'stderr', text: string) => output.write(stream, Buffer.from(text)) };
@@ -252,8 +252,7 @@ export class Session {
     record.command = command.service;
     const target = await backend.authorizeGit(identity, command.service, command.repo, context);
     record.repo = target.repo;
-    const messages = (target.consoleMessages ?? []).filter((message) => message.trim() !== '');
-    if (messages.length > 0) await output.write('stderr', Buffer.from(consoleBlock(messages)));
+    await writeConsoleMessages(output, target.consoleMessages ?? []);
     this.options.log.debug({ command: command.service, repo: target.repo }, 'running git');
     const outcome = await transport.run({
       service: command.service,
@@ -290,6 +289,7 @@ export class Session {
         this.options.log.error({ err }, 'command failed');
       }
     }
+    if (err instanceof GitSshdError && !signal.aborted) await writeConsoleMessages(output, err.consoleMessages).catch(() => undefined);
     const formatted = this.options.backend.formatError?.(message);
     const text = formatted === undefined ? line(`ERROR: ${message}`) : Buffer.from(formatted);
     if (!signal.aborted) await output.write('stderr', text).catch(() => undefined);
@@ -297,9 +297,11 @@ export class Session {
   }
 }
 
-/** Messages for the user before git runs, framed as git frames the server's own (`remote:`). */
-function consoleBlock(messages: readonly string[]): string {
-  return ['remote: ', ...messages.map((message) => `remote: ${message}`), 'remote: ', ''].join('\n');
+/** Messages for the user before git runs (or before an error), framed as git frames the server's own. */
+async function writeConsoleMessages(output: ChannelOutput, messages: readonly string[]): Promise<void> {
+  const shown = messages.filter((message) => message.trim() !== '');
+  if (shown.length === 0) return;
+  await output.write('stderr', Buffer.from(['remote: ', ...shown.map((message) => `remote: ${message}`), 'remote: ', ''].join('\n')));
 }
 
 /** Resolves (true: nothing left to wait for) once the signal aborts. */

@@ -20,6 +20,8 @@ export interface AllowedResponse {
   readonly gl_username?: string;
   readonly git_config_options?: readonly string[];
   readonly gl_console_messages?: readonly string[];
+  /** Present with HTTP 300: a custom action (Geo). */
+  readonly payload?: unknown;
   readonly gitaly?: {
     readonly repository?: {
       readonly storage_name: string;

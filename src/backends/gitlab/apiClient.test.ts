@@ -78,11 +78,14 @@ describe('GitlabApiClient', () => {
     const api = client({ gitlabUrl: fixture.url });
     fixture.handlers['/api/v4/internal/flaky'] = () => ({ status: 200, body: { ok: 1 } });
     fixture.queued.set('/api/v4/internal/flaky', [
-      { status: 429, body: {}, headers: { 'Retry-After': '0' } },
+      { status: 429, body: {}, headers: { 'Retry-After': '1' } },
       { status: 502, body: {} },
     ]);
+    const started = Date.now();
     assert.deepEqual(await api.get('/flaky', call), { ok: 1 });
     assert.equal(fixture.to('/flaky').length, 3);
+    // The backoff is 10 ms here: only Retry-After makes the client wait a second.
+    assert.ok(Date.now() - started >= 900, `waited ${Date.now() - started} ms`);
     fixture.handlers['/api/v4/internal/n501'] = () => ({ status: 501, body: { message: 'not implemented' } });
     await assert.rejects(api.get('/n501', call), ApiError);
     assert.equal(fixture.to('/n501').length, 1);

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -30,6 +31,8 @@ export interface ApiClientOptions {
   /** Per attempt. */
   readonly readTimeoutMs: number;
   readonly caFile?: string;
+  /** Directories of PEM certificates (http_settings.ca_path, ssl_cert_dir). */
+  readonly caDirs?: readonly string[];
   readonly userAgent: string;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -83,7 +86,8 @@ export class GitlabApiClient {
       const url = new URL(options.gitlabUrl);
       this.base = { origin: url.origin, root: url.pathname.replace(/\/+$/, '') };
       if (url.protocol === 'https:') {
-        const ca = options.caFile ? [...rootCertificates, readFileSync(options.caFile, 'utf8')] : undefined;
+        const extra = [...(options.caFile ? [readFileSync(options.caFile, 'utf8')] : []), ...certificatesIn(options.caDirs ?? [])];
+        const ca = extra.length > 0 ? [...rootCertificates, ...extra] : undefined;
         this.transport = https;
         this.agent = new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) });
       } else {
@@ -176,6 +180,7 @@ export class GitlabApiClient {
     metrics.httpInFlight.inc();
     const started = performance.now();
     let code = 'error';
+    const cancelled = (): boolean => options.signal.aborted;
     try {
       const response = await new Promise<RawResponse>((resolve, reject) => {
         const req = this.transport.request(
@@ -213,10 +218,33 @@ export class GitlabApiClient {
       return response;
     } finally {
       metrics.httpInFlight.dec();
+      // A request the caller gave up on (the client left, or the other 2FA check won) is not an error.
+      if (code === 'error' && cancelled()) code = 'cancelled';
       metrics.httpRequests.inc({ code, method });
       metrics.httpRequestDuration.observe({ code, method }, (performance.now() - started) / 1000);
     }
   }
+}
+
+/** PEM files (*.pem, *.crt) in the directories; unreadable ones are skipped, as gitlab-shell does. */
+function certificatesIn(dirs: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.filter((entry) => /\.(pem|crt)$/i.test(entry))) {
+      try {
+        found.push(readFileSync(join(dir, name), 'utf8'));
+      } catch {
+        // Skipped.
+      }
+    }
+  }
+  return found;
 }
 
 function header(value: string | string[] | undefined): string | undefined {

@@ -17,6 +17,11 @@ export interface GitlabBackendOptions {
   readonly storages: Readonly<Record<string, string>>;
   readonly keyCache: { readonly ttlMs: number; readonly max: number };
   readonly pat: { readonly enabled: boolean; readonly allowedScopes: readonly string[] };
+  /**
+   * Serve pushes with a local git-receive-pack. Off by default: GitLab's per-branch push
+   * checks and post-push processing run in Gitaly's hooks, which a local git does not run.
+   */
+  readonly localPush: boolean;
   readonly log: Logger;
 }
 
@@ -38,6 +43,11 @@ export class GitlabBackend implements AccessBackend {
   }
 
   async identify(publicKey: Buffer, context: RequestContext): Promise<Identity | undefined> {
+    // As gitlab-sshd: DSA keys are refused before GitLab is asked.
+    if (keyAlgorithm(publicKey) === 'ssh-dss') {
+      this.options.log.info('DSA key refused (DSA is prohibited)');
+      return undefined;
+    }
     // gitlab-shell sends the blob in unpadded base64.
     const blob = publicKey.toString('base64').replace(/=+$/, '');
     let keyId = this.keys?.get(blob);
@@ -47,7 +57,9 @@ export class GitlabBackend implements AccessBackend {
         if (typeof found.id !== 'number' && typeof found.id !== 'string') return undefined;
         keyId = String(found.id);
       } catch (err) {
-        if (err instanceof ApiError && err.errorClass === 'policy') return undefined;
+        // Only 404 means "no such key". A 401 or 403 is a wrong secret or a blocked client:
+        // ours to fix, so it must not read as every user's key being unknown.
+        if (err instanceof ApiError && err.status === 404) return undefined;
         throw err;
       }
       this.keys?.set(blob, keyId);
@@ -67,6 +79,12 @@ export class GitlabBackend implements AccessBackend {
   }
 
   async authorizeGit(identity: Identity, service: GitService, repoArg: string, context: RequestContext): Promise<GitTarget> {
+    if (service === 'git-receive-pack' && !this.options.localPush) {
+      throw policyError(
+        'ERR_PUSH_UNSUPPORTED',
+        'pushes are not served by this server yet: GitLab\'s push checks (protected branches, push rules) run in Gitaly; ask your administrator',
+      );
+    }
     const allowed = await this.allowed(identity, service, repoArg, context);
     const repository = allowed.gitaly?.repository;
     const root = repository ? this.options.storages[repository.storage_name] : undefined;
@@ -112,9 +130,23 @@ export class GitlabBackend implements AccessBackend {
       body: { action: service, project: repoArg, changes: '_any', protocol: 'ssh', key_id: identity.keyId, check_ip: context.clientIp },
       ...requestOf(context),
     });
-    if (response.status !== true) throw policyError('ERR_ACCESS_DENIED', response.message ?? 'Access denied');
+    const consoleMessages = response.gl_console_messages ?? [];
+    if (response.status !== true) {
+      throw new GitSshdError('ERR_ACCESS_DENIED', response.message ?? 'Access denied', { errorClass: 'policy', consoleMessages });
+    }
+    if (response.payload !== undefined) {
+      // HTTP 300 with a payload: a Geo secondary asking us to proxy to the primary.
+      throw new GitSshdError('ERR_CUSTOM_ACTION', 'GitLab asked for a custom action (Geo proxying), which this server does not support', { consoleMessages });
+    }
     return response;
   }
+}
+
+/** The algorithm name at the start of an SSH public key blob. */
+function keyAlgorithm(blob: Buffer): string {
+  if (blob.length < 4) return '';
+  const length = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + Math.min(length, 64)).toString('latin1');
 }
 
 function requestOf(context: RequestContext): { signal: AbortSignal; correlationId: string } {

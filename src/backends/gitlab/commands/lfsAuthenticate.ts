@@ -18,7 +18,9 @@ export class LfsAuthenticate implements BackendCommand {
     const [repo, operation] = args;
     const service = operation === undefined ? undefined : OPERATIONS[operation];
     if (repo === undefined || service === undefined) throw policyError('ERR_DISALLOWED', 'Disallowed command');
-    await this.deps.authorize(identity, service, repo, context);
+    const allowed = await this.deps.authorize(identity, service, repo, context);
+    const messages = (allowed.gl_console_messages ?? []).filter((message) => message.trim() !== '');
+    if (messages.length > 0) await io.write('stderr', ['remote: ', ...messages.map((message) => `remote: ${message}`), 'remote: ', ''].join('\n'));
     const lfs = await this.deps.api.post<LfsAuthenticateResponse>('/lfs_authenticate', {
       body: { operation, project: repo, key_id: identity.keyId },
       signal: context.signal,

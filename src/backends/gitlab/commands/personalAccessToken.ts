@@ -6,6 +6,7 @@ import type { PersonalAccessTokenResponse } from '../api.js';
 const USAGE = 'Usage: personal_access_token <name> <scope1[,scope2,...]> [ttl_days]';
 /** Without a ttl gitlab-shell asks for 30 days. */
 const DEFAULT_TTL_DAYS = 30;
+const MAX_TTL_DAYS = 36_500;
 
 /** `personal_access_token <name> <scopes> [ttl_days]`: creates a token and prints it. */
 export class PersonalAccessToken implements BackendCommand {
@@ -16,7 +17,8 @@ export class PersonalAccessToken implements BackendCommand {
     const [name, scopeList, ttlText] = args as [string, string, string | undefined];
     let ttlDays: number | undefined;
     if (ttlText !== undefined) {
-      if (!/^\+?\d+$/.test(ttlText)) throw policyError('ERR_USAGE', `Invalid value for days_ttl: '${ttlText}'`);
+      // Bounded so that the date stays a date (gitlab-shell sends "NaN" past its range).
+      if (!/^\+?\d{1,5}$/.test(ttlText) || Number(ttlText) > MAX_TTL_DAYS) throw policyError('ERR_USAGE', `Invalid value for days_ttl: '${ttlText}'`);
       ttlDays = Number(ttlText);
     }
     const { allowedScopes } = this.deps;
