@@ -32,7 +32,16 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   const lifecycle = new Lifecycle();
   for (const warning of warnings) log.warn(warning);
 
-  const hostKeys = loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
+  // The Kubernetes client is loaded only when it is used: it is most of a cold start otherwise.
+  const keySecret = config.kube.hostKeysSecret
+    ? (await import('./kube/hostKeySecret.js')).HostKeySecret.inCluster({
+        name: config.kube.hostKeysSecret,
+        namespace: config.kube.namespace,
+        log,
+        signal: lifecycle.root.signal,
+      })
+    : undefined;
+  const hostKeys = keySecret ? await keySecret.load() : loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
   const transport = new LocalGitTransport({ baseEnv: config.gitEnv, log });
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => transport.killAll());
@@ -77,6 +86,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     version,
   });
   const sshServer = ssh;
+  keySecret?.watch((keys) => sshServer.setHostKeys(keys));
   const proxyGate = sshd.proxyProtocol
     ? new ProxyGate({
         policies: new ProxyPolicyResolver({ policy: sshd.proxyPolicy, allowed: sshd.proxyAllowed }),

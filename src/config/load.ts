@@ -255,6 +255,10 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       ciphers: raw.sshd.ciphers,
       publicKeyAlgorithms: raw.sshd.public_key_algorithms,
     },
+    kube: {
+      hostKeysSecret: raw.sshd.host_keys_secret,
+      namespace: raw.sshd.host_keys_secret === '' ? '' : podNamespace(raw.kube.namespace),
+    },
     gitlab: {
       storages: raw.gitlab.storages,
       keyCacheTtlMs: durationMs(raw.gitlab.key_cache_ttl),
@@ -272,6 +276,16 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     source,
   };
   return { config: deepFreeze(config), warnings };
+}
+
+/** The namespace named in the config, else the one the service account token is for. */
+function podNamespace(configured: string): string {
+  if (configured !== '') return configured;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
 }
 
 /**

@@ -108,6 +108,7 @@ export const SCHEMA = {
     readiness_probe: { doc: 'Readiness path', format: 'http-path', default: '/start' },
     liveness_probe: { doc: 'Liveness path', format: 'http-path', default: '/health' },
     host_key_files: list('Host private key files; empty = generated keys in local.data_dir', [], 'GIT_SSHD_HOST_KEY_FILES'),
+    host_keys_secret: str('Kubernetes Secret holding the host keys, shared by all replicas (created when missing)', '', 'GIT_SSHD_HOST_KEYS_SECRET'),
     host_cert_files: list('Host certificates'),
     host_key_certs: list('Host certificates (the name omnibus and config.yml.example write)'),
     host_key_algorithms: legacy('pre-release name of public_key_algorithms', Array, []),
@@ -127,6 +128,9 @@ export const SCHEMA = {
       keytab: legacy('GSSAPI keytab', String, ''),
       service_principal_name: legacy('GSSAPI principal', String, ''),
     },
+  },
+  kube: {
+    namespace: str('Namespace of the host key Secret; default: this pod\'s namespace', '', 'POD_NAMESPACE'),
   },
   gitlab: {
     storages: {

@@ -62,6 +62,11 @@ export interface Config {
     readonly ciphers: readonly string[];
     readonly publicKeyAlgorithms: readonly string[];
   };
+  readonly kube: {
+    /** Empty when host keys do not come from a Secret. */
+    readonly hostKeysSecret: string;
+    readonly namespace: string;
+  };
   readonly gitlab: {
     readonly storages: Readonly<Record<string, string>>;
     readonly keyCacheTtlMs: number;

@@ -52,7 +52,8 @@ const KEEPALIVE_OFF_MS = 2 ** 31 - 1;
  */
 export class SshServer {
   private readonly options: SshServerOptions;
-  private readonly server: ssh2.Server;
+  /** Replaced when the host keys rotate; connections already open stay on the one they began with. */
+  private server: ssh2.Server;
   private readonly pending = new WeakMap<Socket, Pending>();
   private readonly live = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
@@ -63,22 +64,33 @@ export class SshServer {
 
   constructor(options: SshServerOptions) {
     this.options = options;
-    const { sshd } = options.config;
-    this.server = new ssh2.Server(
+    this.server = this.createServer(options.hostKeys);
+    // A socket whose client never sent its banner has no Connection to close it.
+    options.signal.addEventListener('abort', () => {
+      for (const socket of this.sockets) if (this.pending.has(socket)) socket.destroy();
+    }, { once: true });
+  }
+
+  /** New connections get these host keys from now on (a rotation picked up without a restart). */
+  setHostKeys(keys: readonly HostKey[]): void {
+    this.server = this.createServer(keys);
+    this.options.log.info({ keys: keys.map((key) => ({ type: key.type, fingerprint: key.fingerprint })) }, 'host keys replaced for new connections');
+  }
+
+  private createServer(keys: readonly HostKey[]): ssh2.Server {
+    const { sshd } = this.options.config;
+    const server = new ssh2.Server(
       {
-        hostKeys: options.hostKeys.map((key) => key.privateKey),
+        hostKeys: keys.map((key) => key.privateKey),
         algorithms: buildAlgorithms(sshd),
-        ident: `git-sshd_${options.version}`,
+        ident: `git-sshd_${this.options.version}`,
         keepaliveInterval: sshd.clientAliveIntervalMs > 0 ? sshd.clientAliveIntervalMs : KEEPALIVE_OFF_MS,
         keepaliveCountMax: sshd.clientAliveCountMax,
       } as ssh2.ServerConfig,
       (client, info) => this.onConnection(client, info),
     );
-    this.server.on('error', (err: Error) => options.log.error({ err }, 'ssh server error'));
-    // A socket whose client never sent its banner has no Connection to close it.
-    options.signal.addEventListener('abort', () => {
-      for (const socket of this.sockets) if (this.pending.has(socket)) socket.destroy();
-    }, { once: true });
+    server.on('error', (err: Error) => this.options.log.error({ err }, 'ssh server error'));
+    return server;
   }
 
   /** Open connections, counting those whose client has not sent its banner yet. */

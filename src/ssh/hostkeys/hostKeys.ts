@@ -31,7 +31,13 @@ export interface HostKeyOptions {
 }
 
 function readHostKey(path: string): HostKey {
-  const data = toSsh2Readable(readFileSync(path));
+  return parseHostKey(readFileSync(path), path);
+}
+
+/** A private host key from its text (OpenSSH, PEM or PKCS#8); `origin` names where it came from. */
+export function parseHostKey(text: Buffer, origin: string): HostKey {
+  const path = origin;
+  const data = toSsh2Readable(text);
   const parsed = utils.parseKey(data);
   if (parsed instanceof Error) throw parsed;
   const key = (Array.isArray(parsed) ? parsed[0] : parsed) as ParsedKey | undefined;
@@ -58,6 +64,11 @@ function generateUsablePair(type: (typeof GENERATED)[number]): { private: string
     if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
   }
   throw new GitSshdError(ERR_HOST_KEYS, `could not generate a usable ${type.type} host key`);
+}
+
+/** A fresh set of host keys (ed25519, ECDSA P-256, RSA 3072) by OpenSSH's file names. */
+export function generateHostKeySet(): Record<string, string> {
+  return Object.fromEntries(GENERATED.map((type) => [type.name, generateUsablePair(type).private]));
 }
 
 /** Writes a key once: `wx` fails if another process created it first, and we then read theirs. */

@@ -1,0 +1,115 @@
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import express, { type Response } from 'express';
+import { temporaryDir } from './client.js';
+
+interface Secret {
+  apiVersion: 'v1';
+  kind: 'Secret';
+  metadata: { name: string; namespace: string; resourceVersion: string; [key: string]: unknown };
+  type?: string;
+  data: Record<string, string>;
+}
+
+/**
+ * The few Kubernetes API endpoints git-sshd uses for its host key Secret: get, create
+ * (409 when it exists) and watch. No API server can run on these machines; this one
+ * answers as the real one does for exactly these calls.
+ */
+export class FakeKubeApi {
+  readonly secrets = new Map<string, Secret>();
+  readonly requests: Array<{ method: string; path: string; status: number }> = [];
+  /** Delays each create, so that two replicas both find the Secret missing first. */
+  createDelayMs = 0;
+  port = 0;
+  private version = 1;
+  private readonly watchers = new Set<{ namespace: string; name: string; res: Response }>();
+  private server: Server | undefined;
+
+  async start(): Promise<void> {
+    const app = express();
+    app.use(express.json());
+    app.get('/api/v1/namespaces/:ns/secrets/:name', (req, res) => {
+      const secret = this.secrets.get(`${req.params.ns}/${req.params.name}`);
+      this.answer(req.method, req.path, res, secret ? 200 : 404, secret ?? status(404, 'NotFound', `secrets "${req.params.name}" not found`));
+    });
+    app.post('/api/v1/namespaces/:ns/secrets', async (req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
+      const body = req.body as Secret;
+      const key = `${req.params.ns}/${body.metadata.name}`;
+      if (this.secrets.has(key)) {
+        this.answer(req.method, req.path, res, 409, status(409, 'AlreadyExists', `secrets "${body.metadata.name}" already exists`));
+        return;
+      }
+      const secret = { ...body, metadata: { ...body.metadata, namespace: req.params.ns, resourceVersion: String(this.version++) } };
+      this.secrets.set(key, secret);
+      this.answer(req.method, req.path, res, 201, secret);
+    });
+    app.get('/api/v1/namespaces/:ns/secrets', (req, res) => {
+      const name = String(req.query.fieldSelector ?? '').replace(/^metadata\.name=/, '');
+      this.requests.push({ method: 'WATCH', path: req.path, status: 200 });
+      res.status(200).type('application/json');
+      res.flushHeaders();
+      const watcher = { namespace: req.params.ns, name, res };
+      this.watchers.add(watcher);
+      const current = this.secrets.get(`${req.params.ns}/${name}`);
+      if (current) res.write(`${JSON.stringify({ type: 'ADDED', object: current })}\n`);
+      req.on('close', () => this.watchers.delete(watcher));
+    });
+    this.server = app.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** Replaces the Secret's data, as `kubectl apply` would, and tells the watchers. */
+  update(namespace: string, name: string, data: Record<string, string>): void {
+    const key = `${namespace}/${name}`;
+    const existing = this.secrets.get(key);
+    if (!existing) throw new Error(`no secret ${key}`);
+    const secret = { ...existing, data, metadata: { ...existing.metadata, resourceVersion: String(this.version++) } };
+    this.secrets.set(key, secret);
+    for (const watcher of this.watchers) {
+      if (watcher.namespace === namespace && watcher.name === name) watcher.res.write(`${JSON.stringify({ type: 'MODIFIED', object: secret })}\n`);
+    }
+  }
+
+  /** A kubeconfig file pointing at this server. */
+  kubeconfig(namespace: string): string {
+    const file = join(temporaryDir('git-sshd-kube-'), 'config');
+    writeFileSync(
+      file,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        // client-node refuses plain http unless TLS checks are off, which loopback needs no more than that.
+        `- name: fake\n  cluster:\n    server: http://127.0.0.1:${this.port}\n    insecure-skip-tls-verify: true`,
+        'users:',
+        '- name: git-sshd\n  user:\n    token: fake-token',
+        'contexts:',
+        `- name: fake\n  context:\n    cluster: fake\n    user: git-sshd\n    namespace: ${namespace}`,
+        'current-context: fake',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  async stop(): Promise<void> {
+    for (const watcher of this.watchers) watcher.res.end();
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private answer(method: string, path: string, res: Response, code: number, body: unknown): void {
+    this.requests.push({ method, path, status: code });
+    res.status(code).json(body);
+  }
+}
+
+function status(code: number, reason: string, message: string): unknown {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
