@@ -31,6 +31,11 @@ fi
 
 [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
 
+# helm and helm-unittest for the chart tests, built from the Go module proxy once.
+export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"
+bash scripts/tools.sh
+export PATH="$GIT_SSHD_TOOLS:$PATH" HELM="$GIT_SSHD_TOOLS/helm" HELM_UNITTEST="$GIT_SSHD_TOOLS/untt"
+
 npm run --silent build
 npm run --silent typecheck
 
