@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The image test: builds the real Dockerfile with buildah on a local base image and runs it
+# with podman (no Docker engine and no registry pulls on these machines). Slow; run apart
+# from `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+for tool in buildah podman debootstrap runc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
+bash scripts/image-base.sh
+exec node --import tsx --test --test-timeout=1200000 test/image/*.test.ts

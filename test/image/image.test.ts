@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { git, gitLocal, makeKey, makeWorkTree, sshArgs, temporaryDir, url } from '../helpers/client.js';
+import { freePort } from '../helpers/loadBalancers.js';
+import { ROOT } from '../helpers/server.js';
+
+/**
+ * The real Dockerfile, built with buildah and run with podman (no Docker engine here),
+ * on a local base image (scripts/image-base.sh: no registry can be reached).
+ */
+const BASE = process.env.BASE_IMAGE ?? 'localhost/git-sshd-node-base:bookworm';
+const IMAGE = 'localhost/git-sshd:image-test';
+const PODMAN = ['--storage-driver', 'vfs'];
+const NAME = `git-sshd-image-test-${process.pid}`;
+
+function podman(args: string[], timeoutMs = 120_000): { code: number; stdout: string; stderr: string } {
+  const result = spawnSync('podman', [...PODMAN, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: result.status ?? -1, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
+}
+
+async function status(port: number, path: string): Promise<number> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+  } catch {
+    return 0;
+  }
+}
+
+describe('the container image', () => {
+  const key = makeKey();
+  const data = temporaryDir('git-sshd-image-data-');
+  let sshPort = 0;
+  let webPort = 0;
+
+  before(async () => {
+    const build = spawnSync(
+      'buildah',
+      [...PODMAN, 'bud', '--isolation', 'chroot', '--network', 'host', '--build-arg', `NODE_IMAGE=${BASE}`, '-t', IMAGE, ROOT],
+      { encoding: 'utf8', timeout: 900_000 },
+    );
+    assert.equal(build.status, 0, `buildah bud failed:\n${(build.stdout ?? '').slice(-3000)}\n${(build.stderr ?? '').slice(-3000)}`);
+    writeFileSync(join(data, 'users.yml'), `users:\n  - name: alice\n    keys: ["${key.publicLine}"]\n    access: { "*": admin }\n`);
+    chownSync(data, 10001, 10001);
+    chownSync(join(data, 'users.yml'), 10001, 10001);
+    sshPort = await freePort();
+    webPort = await freePort();
+  });
+  after(() => {
+    podman(['rm', '-f', NAME]);
+  });
+
+  test('runs as a non-root user, exposes the SSH and monitoring ports, starts under tini, has no HEALTHCHECK', () => {
+    const inspect = podman(['image', 'inspect', IMAGE]);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    const [image] = JSON.parse(inspect.stdout) as Array<{ Config: { User: string; ExposedPorts: Record<string, unknown>; Entrypoint: string[]; Healthcheck?: unknown } }>;
+    assert.equal(image!.Config.User, '10001:10001');
+    assert.deepEqual(Object.keys(image!.Config.ExposedPorts).sort(), ['2222/tcp', '9122/tcp']);
+    assert.deepEqual(image!.Config.Entrypoint.slice(0, 3), ['/usr/bin/tini', '--', 'node']);
+    assert.equal(image!.Config.Healthcheck, undefined);
+  });
+
+  test('serves a push and a clone with OpenSSH, then drains on SIGTERM: readiness 502, the open session cut at the grace period, exit 0', async () => {
+    const run = podman([
+      'run', '-d', '--name', NAME, '--runtime', 'runc', '--network', 'host', '--read-only', '--tmpfs', '/tmp',
+      '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
+      '-e', `GIT_SSHD_LISTEN=127.0.0.1:${sshPort}`, '-e', `GIT_SSHD_WEB_LISTEN=127.0.0.1:${webPort}`, '-e', 'GIT_SSHD_GRACE_PERIOD=3s',
+      '-v', `${data}:/data`, IMAGE,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    let ready = 0;
+    for (let attempt = 0; attempt < 100 && ready !== 200; attempt += 1) {
+      ready = await status(webPort, '/start');
+      if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(ready, 200, podman(['logs', NAME]).stderr);
+
+    const pushed = await git(key, sshPort, ['push', '-q', url(sshPort, 'team/app.git'), 'main'], makeWorkTree({ 'README.md': 'from the image test\n' }));
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const clone = join(temporaryDir('git-sshd-image-clone-'), 'app');
+    const cloned = await git(key, sshPort, ['clone', '-q', url(sshPort, 'team/app.git'), clone]);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    assert.equal(gitLocal(['show', 'HEAD:README.md'], clone), 'from the image test');
+
+    // A session that stays open (upload-pack waiting for its client) must be cut at the deadline.
+    const session = spawn('ssh', [...sshArgs(key, sshPort), 'git@127.0.0.1', 'git-upload-pack', 'team/app.git'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.equal(podman(['kill', '--signal', 'TERM', NAME]).code, 0);
+    let draining = 0;
+    for (let attempt = 0; attempt < 50 && draining !== 502; attempt += 1) {
+      draining = await status(webPort, '/start');
+      if (draining !== 502) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(draining, 502, 'readiness answers 502 while draining');
+    const wait = podman(['wait', NAME], 30_000);
+    assert.equal(wait.stdout.trim(), '0', `exit status ${wait.stdout} ${wait.stderr}`);
+    session.kill();
+    const logs = podman(['logs', NAME]);
+    const lines = `${logs.stdout}${logs.stderr}`.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const stopped = lines.find((line) => line.msg === 'stopped');
+    assert.ok(stopped, 'the drain logged its summary');
+    assert.equal(stopped.cut, 1);
+  });
+});
