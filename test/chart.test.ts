@@ -10,9 +10,23 @@ import { ROOT } from './helpers/server.js';
 
 const CHART = join(ROOT, 'charts', 'git-sshd');
 const HELM = process.env.HELM ?? 'helm';
+/** `helm template` assumes Kubernetes 1.20 unless told; the chart needs 1.30 (preStop sleep). */
+const KUBE_VERSION = '1.31.0';
 const VARIANTS = ['default', ...readdirSync(join(CHART, 'ci')).map((file) => file.replace(/-values\.yaml$/, ''))];
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> };
+
+/** The ENV the image sets (the Dockerfile's runtime stage), as the app sees it in a pod. */
+function dockerfileEnv(): Record<string, string> {
+  const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const runtime = text.slice(text.lastIndexOf('FROM '));
+  const env: Record<string, string> = {};
+  for (const line of runtime.split('\n').filter((l) => l.startsWith('ENV '))) {
+    for (const [, key, value] of line.slice(4).matchAll(/([A-Z_]+)=(\S+)/g)) env[key!] = value!;
+  }
+  assert.ok(Object.keys(env).length > 0, 'the Dockerfile sets ENV');
+  return env;
+}
 
 function helm(args: string[]): { code: number; stdout: string; stderr: string } {
   const result = spawnSync(HELM, args, { encoding: 'utf8' });
@@ -22,7 +36,7 @@ function helm(args: string[]): { code: number; stdout: string; stderr: string } 
 
 function render(variant: string, extra: string[] = []): K8sObject[] {
   const values = variant === 'default' ? [] : ['-f', join(CHART, 'ci', `${variant}-values.yaml`)];
-  const result = helm(['template', 'git-sshd', CHART, '--namespace', 'git', ...values, ...extra]);
+  const result = helm(['template', 'git-sshd', CHART, '--namespace', 'git', '--kube-version', KUBE_VERSION, ...values, ...extra]);
   assert.equal(result.code, 0, result.stderr);
   return parseAllDocuments(result.stdout)
     .map((doc) => doc.toJS() as K8sObject | null)
@@ -64,15 +78,42 @@ describe('the Helm chart, rendered by the real helm', () => {
     }
   });
 
-  test('the config.yml the chart writes loads in git-sshd itself, for every variant', () => {
+  test('the config.yml the chart writes loads in git-sshd itself, with the image\'s and the pod\'s environment, for every variant', () => {
+    const imageEnv = dockerfileEnv();
     for (const variant of VARIANTS) {
-      const configMap = find(render(variant), 'ConfigMap');
-      const dir = temporaryDir('git-sshd-chart-config-');
-      writeFileSync(join(dir, 'config.yml'), configMap.data!['config.yml']!);
-      const { config, warnings } = loadConfig({ argv: ['--config', join(dir, 'config.yml')], env: { GITLAB_SHELL_SECRET: 'from-a-secret' }, cwd: dir });
-      assert.equal(config.sshd.listen.port, 2222, variant);
-      assert.deepEqual(warnings.filter((warning) => !warning.includes('proxy_allowed')), [], variant);
+      for (const ports of [[], ['--set', 'ports.ssh=2022', '--set', 'ports.monitoring=9200']]) {
+        const objects = render(variant, ports);
+        const dir = temporaryDir('git-sshd-chart-config-');
+        writeFileSync(join(dir, 'config.yml'), find(objects, 'ConfigMap').data!['config.yml']!);
+        const container = find(objects, 'Deployment').spec.template.spec.containers[0];
+        const podEnv = Object.fromEntries((container.env as Array<{ name: string; value?: string }>).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+        const env = { ...imageEnv, ...podEnv, GITLAB_SHELL_SECRET: 'from-a-secret' };
+        // The container's --config is the file the ConfigMap mounts; here it is read from a copy.
+        const mount = (container.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => m.name === 'config')!.mountPath;
+        assert.deepEqual(container.args, ['--config', `${mount}/config.yml`]);
+        const { config, warnings } = loadConfig({ argv: ['--config', join(dir, 'config.yml')], env, cwd: dir });
+        const portOf = (name: string) => container.ports.find((p: { name: string }) => p.name === name).containerPort;
+        assert.equal(config.sshd.listen.port, portOf('ssh'), `${variant}: the SSH port the app listens on is the container port`);
+        assert.equal(config.sshd.webListen?.port, portOf('monitoring'), `${variant}: the probes reach the monitoring port the app listens on`);
+        assert.equal(config.local.dataDir, '/data');
+        assert.deepEqual(warnings.filter((warning) => !warning.includes('proxy_allowed')), [], variant);
+      }
     }
+  });
+
+  test('a change of config changes the pod template (checksum/config), and only then', () => {
+    const checksum = (extra: string[]) => find(render('default', extra), 'Deployment').spec.template.metadata.annotations['checksum/config'];
+    assert.equal(checksum([]), checksum([]));
+    assert.notEqual(checksum([]), checksum(['--set', 'config.sshd.max_auth_tries=3']));
+  });
+
+  test('more than one replica of the local backend needs a ReadWriteMany volume: the render says so', () => {
+    for (const extra of [['--set', 'replicaCount=2'], ['--set', 'autoscaling.enabled=true']]) {
+      const result = helm(['template', 'x', CHART, '--kube-version', KUBE_VERSION, ...extra]);
+      assert.notEqual(result.code, 0, extra.join(' '));
+      assert.match(result.stderr, /needs backend.local.persistence.accessModes \[ReadWriteMany\]/);
+    }
+    assert.equal(find(render('default', ['--set', 'replicaCount=3', '--set', 'backend.type=gitlab', '--set', 'backend.gitlab.url=https://gitlab.example', '--set', 'backend.gitlab.secretRef.name=s']), 'Deployment').spec.replicas, 3);
   });
 
   test('probes point at the app\'s own liveness and readiness paths on its monitoring port', () => {
@@ -92,7 +133,7 @@ describe('the Helm chart, rendered by the real helm', () => {
     const spec = find(objects, 'Deployment').spec.template.spec;
     assert.equal(spec.terminationGracePeriodSeconds, 90);
     assert.equal(spec.containers[0].lifecycle.preStop.sleep.seconds, 20);
-    const tooShort = helm(['template', 'x', CHART, '--set', 'deployment.terminationGracePeriodSeconds=15']);
+    const tooShort = helm(['template', 'x', CHART, '--kube-version', KUBE_VERSION, '--set', 'deployment.terminationGracePeriodSeconds=15']);
     assert.notEqual(tooShort.code, 0);
     assert.match(tooShort.stderr, /terminationGracePeriodSeconds \(15\) must exceed preStopSleepSeconds \(10\) \+ graceMarginSeconds \(5\)/);
   });
@@ -120,7 +161,7 @@ describe('the Helm chart, rendered by the real helm', () => {
   });
 
   test('values outside the schema are refused with the path named', () => {
-    const result = helm(['template', 'x', CHART, '--set', 'proxyProtocol.cloud=gcp']);
+    const result = helm(['template', 'x', CHART, '--kube-version', KUBE_VERSION, '--set', 'proxyProtocol.cloud=gcp']);
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /proxyProtocol\/cloud/);
   });

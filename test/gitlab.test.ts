@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -29,6 +29,9 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
     api.users.set(blobOf(alice), { keyId: 11, userId: 1, username: 'alice' });
     mkdirSync(join(storage, '@hashed/6b/86'), { recursive: true });
     gitLocal(['clone', '-q', '--bare', makeWorkTree(), join(storage, RELATIVE)]);
+    // As in a GitLab installation, the repositories belong to another user (GitLab's git):
+    // git must not refuse them as "dubious ownership".
+    execFileSync('chown', ['-R', '12345:12345', join(storage, '@hashed')]);
     // GitLab's hooks read GL_*: a pre-receive hook records what git-sshd gave it.
     const hook = join(storage, RELATIVE, 'hooks', 'pre-receive');
     writeFileSync(hook, `#!/bin/sh\nenv | grep -E '^(GL_|GIT_CONFIG_)' | sort > ${hookLog}\ncat >/dev/null\n`);
@@ -111,7 +114,7 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
     const push = await git(alice, server.port, ['push', url(server.port, 'group/project.git'), 'HEAD:refs/heads/feature'], work);
     assert.equal(push.code, 0, push.stderr);
     const env = readFileSync(hookLog, 'utf8');
-    for (const expected of ['GL_ID=user-1', 'GL_PROJECT_PATH=group/project', 'GL_PROTOCOL=ssh', 'GL_REPOSITORY=project-26', 'GL_USERNAME=alice', 'GIT_CONFIG_KEY_0=receive.MaxInputSize']) {
+    for (const expected of ['GL_ID=user-1', 'GL_PROJECT_PATH=group/project', 'GL_PROTOCOL=ssh', 'GL_REPOSITORY=project-26', 'GL_USERNAME=alice', 'GIT_CONFIG_KEY_1=receive.MaxInputSize']) {
       assert.ok(env.includes(expected), `${expected} in\n${env}`);
     }
     assert.equal(api.to('/allowed')[0]!.body.action, 'git-receive-pack');

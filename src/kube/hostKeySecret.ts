@@ -14,8 +14,9 @@ export interface HostKeySecretOptions {
   readonly generate?: () => Record<string, string>;
 }
 
-/** Re-watch after an error or a server-side timeout, at most this often. */
+/** Re-watch after an error: from this, doubling up to REWATCH_MAX_MS while it keeps failing. */
 const REWATCH_MS = 2_000;
+const REWATCH_MAX_MS = 60_000;
 
 /**
  * Host keys shared by every replica through one Kubernetes Secret, so that a client
@@ -73,6 +74,11 @@ export class HostKeySecret {
     const { name, namespace, log, signal } = this.options;
     const watch = new Watch(this.options.kubeConfig);
     let current: AbortController | undefined;
+    let delay = REWATCH_MS;
+    const again = (): void => {
+      setTimeout(() => void start(), delay).unref();
+      delay = Math.min(delay * 2, REWATCH_MAX_MS);
+    };
     const start = async (): Promise<void> => {
       if (signal.aborted) return;
       try {
@@ -80,6 +86,7 @@ export class HostKeySecret {
           `/api/v1/namespaces/${namespace}/secrets`,
           { fieldSelector: `metadata.name=${name}` },
           (phase, object: V1Secret) => {
+            delay = REWATCH_MS;
             if ((phase !== 'ADDED' && phase !== 'MODIFIED') || object.metadata?.resourceVersion === this.lastVersion) return;
             this.lastVersion = object.metadata?.resourceVersion;
             try {
@@ -90,13 +97,13 @@ export class HostKeySecret {
           },
           (err: unknown) => {
             if (signal.aborted) return;
-            if (err) log.warn({ err, secret: name }, 'host key secret watch ended; watching again');
-            setTimeout(() => void start(), REWATCH_MS).unref();
+            if (err) log.warn({ err, secret: name, retry_ms: delay }, 'host key secret watch ended; watching again');
+            again();
           },
         );
       } catch (err) {
-        log.warn({ err, secret: name }, 'cannot watch the host key secret; retrying');
-        setTimeout(() => void start(), REWATCH_MS).unref();
+        log.warn({ err, secret: name, retry_ms: delay }, 'cannot watch the host key secret; retrying');
+        again();
       }
     };
     signal.addEventListener('abort', () => current?.abort(), { once: true });

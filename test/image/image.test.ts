@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
 import { git, gitLocal, makeKey, makeWorkTree, sshArgs, temporaryDir, url } from '../helpers/client.js';
 import { freePort } from '../helpers/loadBalancers.js';
 import { ROOT } from '../helpers/server.js';
@@ -27,6 +28,32 @@ async function status(port: number, path: string): Promise<number> {
   } catch {
     return 0;
   }
+}
+
+/**
+ * The chart's pod for these ports, with host keys from an existing Secret (written to a
+ * directory here) and a 3 s drain (9 s termination grace - 1 s preStop - 5 s margin).
+ */
+function renderPod(sshPort: number, webPort: number): { env: string[]; args: string[]; configDir: string; keysDir: string } {
+  const helm = process.env.HELM ?? 'helm';
+  const rendered = spawnSync(helm, [
+    'template', 'git-sshd', join(ROOT, 'charts', 'git-sshd'), '--kube-version', '1.31.0',
+    '--set', `ports.ssh=${sshPort}`, '--set', `ports.monitoring=${webPort}`,
+    '--set', 'hostKeys.mode=existingSecret', '--set', 'hostKeys.existingSecret=keys',
+    '--set', 'deployment.terminationGracePeriodSeconds=9', '--set', 'deployment.preStopSleepSeconds=1',
+  ], { encoding: 'utf8' });
+  assert.equal(rendered.status, 0, rendered.stderr);
+  const objects = parseAllDocuments(rendered.stdout).map((doc) => doc.toJS() as { kind: string; data?: Record<string, string>; spec?: any });
+  const configMap = objects.find((object) => object.kind === 'ConfigMap')!;
+  const container = objects.find((object) => object.kind === 'Deployment')!.spec.template.spec.containers[0];
+  const configDir = temporaryDir('git-sshd-image-config-');
+  writeFileSync(join(configDir, 'config.yml'), configMap.data!['config.yml']!);
+  const keysDir = temporaryDir('git-sshd-image-keys-');
+  for (const type of ['ed25519', 'ecdsa', 'rsa']) execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-f', join(keysDir, `ssh_host_${type}_key`)]);
+  for (const dir of [configDir, keysDir]) execFileSync('chown', ['-R', '10001:10001', dir]);
+  execFileSync('chmod', ['0755', configDir]);
+  const env = (container.env as Array<{ name: string; value?: string }>).filter((entry) => entry.value !== undefined).map((entry) => `${entry.name}=${entry.value}`);
+  return { env, args: container.args as string[], configDir, keysDir };
 }
 
 describe('the container image', () => {
@@ -63,11 +90,14 @@ describe('the container image', () => {
   });
 
   test('serves a push and a clone with OpenSSH, then drains on SIGTERM: readiness 502, the open session cut at the grace period, exit 0', async () => {
+    // Run it as the chart's Deployment would: its config.yml, its env and args, its mounts.
+    const pod = renderPod(sshPort, webPort);
     const run = podman([
       'run', '-d', '--name', NAME, '--runtime', 'runc', '--network', 'host', '--read-only', '--tmpfs', '/tmp',
-      '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
-      '-e', `GIT_SSHD_LISTEN=127.0.0.1:${sshPort}`, '-e', `GIT_SSHD_WEB_LISTEN=127.0.0.1:${webPort}`, '-e', 'GIT_SSHD_GRACE_PERIOD=3s',
-      '-v', `${data}:/data`, IMAGE,
+      '--user', '10001:10001', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
+      ...pod.env.flatMap((entry) => ['-e', entry]),
+      '-v', `${pod.configDir}:/etc/git-sshd/config:ro`, '-v', `${pod.keysDir}:/etc/git-sshd/host-keys:ro`, '-v', `${data}:/data`,
+      IMAGE, ...pod.args,
     ]);
     assert.equal(run.code, 0, run.stderr);
     let ready = 0;

@@ -53,6 +53,15 @@ so that the drain's own cut (and the summary log lines) happen before SIGKILL.
 {{- $grace -}}
 {{- end -}}
 
+{{/* Fails the render when replicas would share a volume only one node can mount. */}}
+{{- define "git-sshd.checkReplicas" -}}
+{{- $p := .Values.backend.local.persistence -}}
+{{- $many := or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- if and (eq .Values.backend.type "local") $p.enabled $many (not (has "ReadWriteMany" $p.accessModes)) (not $p.existingClaim) -}}
+{{- fail "backend local keeps its users and repositories on one volume: more than one replica (or autoscaling) needs backend.local.persistence.accessModes [ReadWriteMany], or backend.type gitlab" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "git-sshd.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}

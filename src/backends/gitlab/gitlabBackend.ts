@@ -110,7 +110,9 @@ export class GitlabBackend implements AccessBackend {
         GL_USERNAME: allowed.gl_username ?? '',
         GL_PROJECT_PATH: allowed.gl_project_path ?? repository.gl_project_path ?? '',
         GL_PROTOCOL: 'ssh',
-        ...configEnv(allowed.git_config_options ?? []),
+        // The repositories belong to GitLab's git user, not to this process: git refuses
+        // "dubious ownership" unless told the directories are safe.
+        ...configEnv(['safe.directory=*', ...(allowed.git_config_options ?? [])]),
       },
       consoleMessages: allowed.gl_console_messages ?? [],
     };

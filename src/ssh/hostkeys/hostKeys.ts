@@ -48,8 +48,10 @@ export function parseHostKey(text: Buffer, origin: string): HostKey {
 
 function warnIfExposed(path: string, log: Logger): void {
   const mode = statSync(path).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    log.warn({ path, mode: mode.toString(8) }, 'host key file is readable by group or others');
+  // Group-readable is how the kubelet mounts a Secret for the pod's fsGroup; others, or
+  // anyone writing, is what matters.
+  if ((mode & 0o027) !== 0) {
+    log.warn({ path, mode: mode.toString(8) }, 'host key file is writable by group or readable by others');
   }
 }
 
