@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hold, release } from './lib/holder.js';
-import { treeCpuSeconds, treePssKiB, treeRssKiB } from './lib/procfs.js';
+import { treePssKiB, treeRssKiB } from './lib/procfs.js';
 import { makeRepository } from './lib/repo.js';
 import { startGitSshd, startOpenSsh, sshCommand, type RunningServer } from './lib/servers.js';
 import { median, percentile, table } from './lib/stats.js';
@@ -25,7 +25,7 @@ const env = (name: string, fallback: number, max: number): number => Math.max(1,
 const MB = env('BENCH_MB', 100, 1000);
 const LS_RUNS = env('BENCH_LS_RUNS', 30, 500);
 const PARALLEL_SECONDS = env('BENCH_PARALLEL_SECONDS', 10, 120);
-const CLONE_RUNS = env('BENCH_CLONE_RUNS', 3, 20);
+const CLONE_RUNS = env('BENCH_CLONE_RUNS', 5, 20);
 const IDLE = env('BENCH_IDLE', 1000, 10_000);
 const SESSIONS = env('BENCH_SESSIONS', 200, 2000);
 const SCALE = env('BENCH_SCALE', 5000, 20_000);
@@ -33,6 +33,7 @@ const DRAIN_RUNS = env('BENCH_DRAIN_RUNS', 5, 50);
 const REPO = 'bench/repo.git';
 
 const work = mkdtempSync(join(tmpdir(), 'git-sshd-suite-'));
+let servers0CpuSource = '';
 const sections: string[] = [];
 const verdicts: Array<[string, string, boolean]> = [];
 
@@ -61,7 +62,7 @@ async function latency(servers: RunningServer[], key: string): Promise<void> {
 
   const throughput = new Map<string, { ops: number; cpu: number }>();
   for (const server of servers) {
-    const cpuBefore = treeCpuSeconds(server.pid);
+    const cpuBefore = server.cpuSeconds();
     const deadline = performance.now() + PARALLEL_SECONDS * 1000;
     let ops = 0;
     const worker = async (): Promise<void> => {
@@ -74,7 +75,7 @@ async function latency(servers: RunningServer[], key: string): Promise<void> {
       }
     };
     await Promise.all(Array.from({ length: 16 }, worker));
-    throughput.set(server.name, { ops, cpu: treeCpuSeconds(server.pid) - cpuBefore });
+    throughput.set(server.name, { ops, cpu: server.cpuSeconds() - cpuBefore });
   }
   const [ours, theirs] = servers.map((server) => server.name) as [string, string];
   const row = (name: string): string[] => {
@@ -97,13 +98,18 @@ async function latency(servers: RunningServer[], key: string): Promise<void> {
 function transfer(servers: RunningServer[], key: string, source: string): void {
   const clones = new Map<string, number[]>([['file:// (floor)', []], ...servers.map((s) => [s.name, []] as [string, number[]])]);
   const pushes = new Map(servers.map((s) => [s.name, [] as number[]]));
+  const cloneCpu = new Map(servers.map((s) => [s.name, [] as number[]]));
   for (let run = 0; run < CLONE_RUNS; run += 1) {
     const target = join(work, 'clone');
     rmSync(target, { recursive: true, force: true });
     clones.get('file:// (floor)')!.push(timed('git', ['clone', '-q', '--mirror', `file://${source}`, target]));
     for (const server of servers) {
       rmSync(target, { recursive: true, force: true });
+      const cpuBefore = server.cpuSeconds();
       clones.get(server.name)!.push(timed('git', ['clone', '-q', '--mirror', server.url(REPO), target], { GIT_SSH_COMMAND: sshCommand(key, server.port) }));
+      // The server's per-connection processes exit just after the client does: let them be reaped.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      cloneCpu.get(server.name)!.push(server.cpuSeconds() - cpuBefore);
       // A push of the same size into a new, empty repository.
       const name = `bench/push-${run}.git`;
       if (server.name === 'OpenSSH') {
@@ -115,14 +121,22 @@ function transfer(servers: RunningServer[], key: string, source: string): void {
   }
   const mbps = (ms: number): string => ((MB / ms) * 1000).toFixed(1);
   const floor = median(clones.get('file:// (floor)')!);
-  const rows = [...clones].map(([name, t]) => [name, median(t).toFixed(0), mbps(median(t)), (median(t) / floor).toFixed(2), pushes.has(name) ? median(pushes.get(name)!).toFixed(0) : '', pushes.has(name) ? mbps(median(pushes.get(name)!)) : '']);
+  const rows = [...clones].map(([name, t]) => [
+    name,
+    median(t).toFixed(0),
+    mbps(median(t)),
+    (median(t) / floor).toFixed(2),
+    cloneCpu.has(name) ? median(cloneCpu.get(name)!).toFixed(2) : '',
+    pushes.has(name) ? median(pushes.get(name)!).toFixed(0) : '',
+    pushes.has(name) ? mbps(median(pushes.get(name)!)) : '',
+  ]);
   const [ours, theirs] = servers.map((server) => server.name) as [string, string];
   const ourRate = MB / median(clones.get(ours)!);
   const theirRate = MB / median(clones.get(theirs)!);
   section(
     `2. Clone and push of a ${MB} MB repository`,
     `\`git clone --mirror\` and a push of the same history into a new repository, median of ${CLONE_RUNS}; the repository is generated deterministically (AES-CTR keystream from a fixed seed: incompressible).\n\n` +
-      table(['case', 'clone ms', 'clone MB/s', 'x floor', 'push ms', 'push MB/s'], rows) +
+      table(['case', 'clone ms', 'clone MB/s', 'x floor', 'server CPU s per clone (git included)', 'push ms', 'push MB/s'], rows) +
       `\n\ngit-sshd / OpenSSH clone throughput: ${ratio(ourRate, theirRate)}.`,
   );
   verdicts.push(['clone throughput >= 0.95x OpenSSH', ratio(ourRate, theirRate), ourRate >= 0.95 * theirRate]);
@@ -267,6 +281,7 @@ async function main(): Promise<void> {
   const ours = await startGitSshd(join(work), publicKey, reposFor('git-sshd-repos'));
   const theirs = await startOpenSsh(work, publicKey, reposFor('openssh-repos'));
   const servers = [ours, theirs];
+  servers0CpuSource = ours.cpuSource;
   try {
     await latency(servers, key);
     transfer(servers, key, source);
@@ -278,7 +293,15 @@ async function main(): Promise<void> {
   await drain(publicKey, readFileSync(key));
   const targets = table(['target', 'measured', 'met'], verdicts.map(([target, measured, met]) => [target, measured, met ? 'yes' : '**no**']));
   console.log(`\n## Targets\n\n${targets}\n`);
-  const doc = ['# Benchmarks', '', 'Generated by `bench/suite.ts` (`npm run bench`); do not edit by hand.', '', machine(), '', '## Targets', '', targets, '', ...sections].join('\n');
+  const notes = [
+    '## How to read these',
+    '',
+    '- Both servers are asked by the same OpenSSH client with its defaults: with OpenSSH it negotiates sntrup761x25519 key exchange, with git-sshd curve25519 (ssh2 has no sntrup761); part of the latency gap is that choice, most of it is OpenSSH forking and re-executing sshd and a login shell per connection.',
+    `- Server CPU is ${servers0CpuSource} for the server's whole process tree, exited processes included (git's processes on both sides).`,
+    '- Memory is PSS: a page shared by N processes counts 1/N in each. Summed RSS would count the sshd binary and the libraries OpenSSH\'s per-connection processes share once per process.',
+    '- Runs on a small shared machine are noisy (identical clone runs vary by about ±15%); compare rows of the same run only.',
+  ].join('\n');
+  const doc = ['# Benchmarks', '', 'Generated by `bench/suite.ts` (`npm run bench`); do not edit by hand.', '', machine(), '', '## Targets', '', targets, '', ...sections, notes].join('\n');
   mkdirSync(join(ROOT, 'docs'), { recursive: true });
   writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), `${doc}\n`);
   console.log('wrote docs/benchmarks.md');

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 
 /** Clock ticks per second for /proc times (USER_HZ; 100 on Linux x86-64). */
 const TICKS = 100;
@@ -79,4 +79,49 @@ function sumOver(root: number, file: string, field: string): number {
     }
   }
   return total;
+}
+
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+
+/**
+ * CPU time of everything a server ever ran, exited processes included, from a cgroup v1
+ * cpuacct group of its own. /proc cannot give that for OpenSSH: its per-connection
+ * processes' time does not reach the listener's cutime. Falls back to the /proc tree
+ * (live processes plus what they reaped) where no cgroup can be made.
+ */
+export class CpuAccount {
+  private readonly dir: string | undefined;
+
+  constructor(name: string, private readonly root: number) {
+    const dir = `${CPUACCT}/git-sshd-bench-${name}-${root}`;
+    try {
+      mkdirSync(dir);
+      writeFileSync(`${dir}/cgroup.procs`, String(root));
+      this.dir = dir;
+    } catch {
+      this.dir = undefined;
+    }
+  }
+
+  get source(): string {
+    return this.dir ? 'cgroup cpuacct' : '/proc (live processes and what they reaped)';
+  }
+
+  seconds(): number {
+    if (!this.dir) return treeCpuSeconds(this.root);
+    return Number(readFileSync(`${this.dir}/cpuacct.usage`, 'utf8')) / 1e9;
+  }
+
+  /** Removes the group once the server has exited (its processes gone). */
+  close(): void {
+    if (!this.dir) return;
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      try {
+        rmdirSync(this.dir);
+        return;
+      } catch {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
+  }
 }

@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { CpuAccount } from './procfs.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -15,17 +16,23 @@ export interface RunningServer {
   /** The repository argument as a client sends it (git-sshd: a name; OpenSSH: a path). */
   repoArg(repo: string): string;
   readonly user: string;
+  /** CPU seconds the server's processes have used so far, exited ones included. */
+  cpuSeconds(): number;
+  /** How cpuSeconds is measured. */
+  readonly cpuSource: string;
   stop(): Promise<void>;
 }
 
-function stopper(child: ChildProcess): () => Promise<void> {
+function stopper(child: ChildProcess, account: CpuAccount): () => Promise<void> {
   return async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((done) => child.once('exit', done));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((done) => child.once('exit', done));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    account.close();
   };
 }
 
@@ -42,6 +49,7 @@ export async function startGitSshd(work: string, publicKey: string, reposDir: st
   );
   // Logs go nowhere: a benchmark must not time a terminal, nor grow a buffer.
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const account = new CpuAccount('git-sshd', child.pid!);
   let port = 0;
   for await (const line of createInterface({ input: child.stdout! })) {
     const entry = JSON.parse(line) as { msg: string; port?: number };
@@ -59,7 +67,9 @@ export async function startGitSshd(work: string, publicKey: string, reposDir: st
     user: 'git',
     url: (repo) => `ssh://git@127.0.0.1:${port}/${repo}`,
     repoArg: (repo) => repo,
-    stop: stopper(child),
+    cpuSeconds: () => account.seconds(),
+    cpuSource: account.source,
+    stop: stopper(child, account),
   };
 }
 
@@ -106,6 +116,7 @@ export async function startOpenSsh(work: string, publicKey: string, reposDir: st
   );
   execFileSync('chown', ['-R', OPENSSH_USER, reposDir]);
   const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+  const account = new CpuAccount('openssh', child.pid!);
   for (let attempt = 0; attempt < 100; attempt += 1) {
     const probe = spawnSync('ssh-keyscan', ['-p', String(port), '127.0.0.1'], { encoding: 'utf8' });
     if (probe.stdout.includes('ssh-ed25519')) break;
@@ -118,7 +129,9 @@ export async function startOpenSsh(work: string, publicKey: string, reposDir: st
     user: OPENSSH_USER,
     url: (repo) => `ssh://${OPENSSH_USER}@127.0.0.1:${port}${join(reposDir, repo)}`,
     repoArg: (repo) => join(reposDir, repo),
-    stop: stopper(child),
+    cpuSeconds: () => account.seconds(),
+    cpuSource: account.source,
+    stop: stopper(child, account),
   };
 }
 
