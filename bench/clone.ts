@@ -6,18 +6,17 @@
  *   npm run bench:clone                        # 50 MB repository, 5 runs each
  *   BENCH_MB=100 BENCH_RUNS=3 npm run bench:clone
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeRepository } from './lib/repo.js';
+import { BENCH_REPO as REPO, prepare } from './lib/setup.js';
 import { startGitSshd, startOpenSsh, sshCommand } from './lib/servers.js';
 import { median, table } from './lib/stats.js';
 
 const MB = Math.max(1, Math.min(1000, Number(process.env.BENCH_MB ?? 50)));
 const RUNS = Math.max(1, Math.min(20, Number(process.env.BENCH_RUNS ?? 5)));
 const LS_RUNS = 20;
-const REPO = 'bench/repo.git';
 const work = mkdtempSync(join(tmpdir(), 'git-sshd-bench-'));
 
 function timeMs(args: string[], env: Record<string, string> = {}): number {
@@ -28,15 +27,7 @@ function timeMs(args: string[], env: Record<string, string> = {}): number {
 }
 
 async function main(): Promise<void> {
-  const key = join(work, 'id_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  const publicKey = readFileSync(`${key}.pub`, 'utf8').trim();
-  const source = makeRepository(join(work, 'source'), MB);
-  const reposFor = (name: string): string => {
-    mkdirSync(join(work, name, 'bench'), { recursive: true });
-    execFileSync('git', ['clone', '-q', '--bare', '--no-local', source, join(work, name, REPO)]);
-    return join(work, name);
-  };
+  const { key, publicKey, source, reposFor } = prepare(work, MB);
   const ours = await startGitSshd(work, publicKey, reposFor('git-sshd-repos'));
   const theirs = await startOpenSsh(work, publicKey, reposFor('openssh-repos'));
   try {

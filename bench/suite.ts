@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hold, release } from './lib/holder.js';
 import { treePssKiB, treeRssKiB } from './lib/procfs.js';
-import { makeRepository } from './lib/repo.js';
+import { BENCH_REPO as REPO, prepare } from './lib/setup.js';
 import { startGitSshd, startOpenSsh, sshCommand, type RunningServer } from './lib/servers.js';
 import { median, percentile, table } from './lib/stats.js';
 
@@ -30,7 +30,6 @@ const IDLE = env('BENCH_IDLE', 1000, 10_000);
 const SESSIONS = env('BENCH_SESSIONS', 200, 2000);
 const SCALE = env('BENCH_SCALE', 5000, 20_000);
 const DRAIN_RUNS = env('BENCH_DRAIN_RUNS', 5, 50);
-const REPO = 'bench/repo.git';
 
 const work = mkdtempSync(join(tmpdir(), 'git-sshd-suite-'));
 let servers0CpuSource = '';
@@ -268,16 +267,7 @@ function machine(): string {
 }
 
 async function main(): Promise<void> {
-  const key = join(work, 'id_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  const publicKey = readFileSync(`${key}.pub`, 'utf8').trim();
-  const source = makeRepository(join(work, 'source'), MB);
-  const reposFor = (name: string): string => {
-    const dir = join(work, name);
-    mkdirSync(join(dir, 'bench'), { recursive: true });
-    execFileSync('git', ['clone', '-q', '--bare', '--no-local', source, join(dir, REPO)]);
-    return dir;
-  };
+  const { key, publicKey, source, reposFor } = prepare(work, MB);
   const ours = await startGitSshd(join(work), publicKey, reposFor('git-sshd-repos'));
   const theirs = await startOpenSsh(work, publicKey, reposFor('openssh-repos'));
   const servers = [ours, theirs];

@@ -16,6 +16,16 @@ function blobOf(key: ClientKey): string {
   return key.publicLine.split(' ')[1]!.replace(/=+$/, '');
 }
 
+/**
+ * The project's repository where GitLab keeps it (a hashed path in a storage), owned by
+ * another user as in a GitLab installation: git must not refuse it as "dubious ownership".
+ */
+function makeStorageRepository(storage: string): void {
+  mkdirSync(join(storage, '@hashed/6b/86'), { recursive: true });
+  gitLocal(['clone', '-q', '--bare', makeWorkTree(), join(storage, RELATIVE)]);
+  execFileSync('chown', ['-R', '12345:12345', join(storage, '@hashed')]);
+}
+
 describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and git', () => {
   const api = new GitlabApiFixture(SECRET);
   const alice = makeKey();
@@ -27,11 +37,7 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
   before(async () => {
     await api.start();
     api.users.set(blobOf(alice), { keyId: 11, userId: 1, username: 'alice' });
-    mkdirSync(join(storage, '@hashed/6b/86'), { recursive: true });
-    gitLocal(['clone', '-q', '--bare', makeWorkTree(), join(storage, RELATIVE)]);
-    // As in a GitLab installation, the repositories belong to another user (GitLab's git):
-    // git must not refuse them as "dubious ownership".
-    execFileSync('chown', ['-R', '12345:12345', join(storage, '@hashed')]);
+    makeStorageRepository(storage);
     // GitLab's hooks read GL_*: a pre-receive hook records what git-sshd gave it.
     const hook = join(storage, RELATIVE, 'hooks', 'pre-receive');
     writeFileSync(hook, `#!/bin/sh\nenv | grep -E '^(GL_|GIT_CONFIG_)' | sort > ${hookLog}\ncat >/dev/null\n`);
@@ -368,8 +374,7 @@ describe('backend gitlab behind a load balancer, with a short key cache', () => 
   before(async () => {
     await api.start();
     api.users.set(blobOf(key), { keyId: 21, userId: 2, username: 'bob' });
-    mkdirSync(join(storage, '@hashed/6b/86'), { recursive: true });
-    gitLocal(['clone', '-q', '--bare', makeWorkTree(), join(storage, RELATIVE)]);
+    makeStorageRepository(storage);
     api.handlers['/api/v4/internal/allowed'] = () => allowedReply({ relativePath: RELATIVE, projectPath: 'group/project', userId: 2, username: 'bob' });
     server = await TestServer.start({
       config: {

@@ -86,7 +86,7 @@ describe('GitlabApiClient', () => {
     assert.equal(fixture.to('/flaky').length, 3);
     // The backoff is 10 ms here: only Retry-After makes the client wait a second.
     assert.ok(Date.now() - started >= 900, `waited ${Date.now() - started} ms`);
-    fixture.handlers['/api/v4/internal/n501'] = () => ({ status: 501, body: { message: 'not implemented' } });
+    fixture.handlers['/api/v4/internal/n501'] = () => ({ status: 501, body: { message: 'no such endpoint' } });
     await assert.rejects(api.get('/n501', call), ApiError);
     assert.equal(fixture.to('/n501').length, 1);
     fixture.handlers['/api/v4/internal/down'] = () => ({ status: 503, body: {} });
