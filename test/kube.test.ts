@@ -48,6 +48,20 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
     assert.deepEqual(Object.keys(secret.data).sort(), ['ssh_host_ecdsa_key', 'ssh_host_ed25519_key', 'ssh_host_rsa_key']);
   });
 
+  test('each replica logs the fingerprints it serves, as ssh-keygen -l prints them, and names the Secret unredacted', async () => {
+    for (const replica of replicas) {
+      const scanned = await run('ssh-keyscan', ['-p', String(replica.port), '127.0.0.1'], { timeoutMs: 10_000 });
+      const listed = await run('ssh-keygen', ['-lf', '-'], { input: scanned.stdout, timeoutMs: 10_000 });
+      const expected = [...listed.stdout.matchAll(/SHA256:\S+/g)].map((match) => match[0]).sort();
+      assert.equal(expected.length, 3, `${scanned.stderr}${listed.stderr}`);
+      const logged = replica.logs.filter((line) => line.msg === 'loaded host key');
+      assert.deepEqual(logged.map((line) => line.fingerprint).sort(), expected);
+      for (const line of logged) assert.match(String(line.path), new RegExp(`^secret/${SECRET}/ssh_host_`));
+      assert.ok(replica.logs.some((line) => line.host_keys_secret === SECRET), 'a line names the Secret');
+      assert.deepEqual(replica.logs.filter((line) => JSON.stringify(line).includes('[redacted]')), []);
+    }
+  });
+
   test('a rotated Secret is picked up for new connections without a restart', async () => {
     const replica = replicas[0]!;
     const dir = temporaryDir('git-sshd-rotate-');
@@ -59,6 +73,8 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
     const after = await scan(replica.port, 'ed25519');
     assert.notEqual(after, before);
     assert.equal(after, readFileSync(join(dir, 'key.pub'), 'utf8').split(' ').slice(0, 2).join(' '));
+    const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'key.pub')], { encoding: 'utf8' }).split(' ')[1];
+    assert.ok(replica.logs.slice(mark).some((line) => line.msg === 'loaded host key' && line.fingerprint === fingerprint), 'the new fingerprint is logged');
   });
 
   test('a replica that starts later reads the existing Secret and creates nothing', async () => {

@@ -1,7 +1,7 @@
 import { ApiException, CoreV1Api, KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
 import { ERR_HOST_KEYS, GitSshdError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { generateHostKeySet, parseHostKey, type HostKey } from '../ssh/hostkeys/hostKeys.js';
+import { generateHostKeySet, logLoadedHostKey, parseHostKey, type HostKey } from '../ssh/hostkeys/hostKeys.js';
 
 export interface HostKeySecretOptions {
   readonly name: string;
@@ -56,17 +56,19 @@ export class HostKeySecret {
       };
       try {
         secret = await this.api.createNamespacedSecret({ namespace, body });
-        log.info({ secret: name, namespace }, 'created the host key secret');
+        log.info({ host_keys_secret: name, namespace }, 'created the host key secret');
       } catch (err) {
         if (!(err instanceof ApiException) || err.code !== 409) throw this.failure('cannot create', err);
         // Another replica created it first: its keys are the ones to serve.
-        log.info({ secret: name, namespace }, 'another replica created the host key secret first; using its keys');
+        log.info({ host_keys_secret: name, namespace }, 'another replica created the host key secret first; using its keys');
         secret = await this.read();
         if (!secret) throw this.failure('cannot read', new Error('the secret vanished after a conflict'));
       }
     }
     this.lastVersion = secret.metadata?.resourceVersion;
-    return this.keysOf(secret);
+    const keys = this.keysOf(secret);
+    for (const key of keys) logLoadedHostKey(log, key);
+    return keys;
   }
 
   /** Calls `onRotate` with the new keys whenever the Secret changes (until the signal aborts). */
@@ -90,19 +92,21 @@ export class HostKeySecret {
             if ((phase !== 'ADDED' && phase !== 'MODIFIED') || object.metadata?.resourceVersion === this.lastVersion) return;
             this.lastVersion = object.metadata?.resourceVersion;
             try {
-              onRotate(this.keysOf(object));
+              const keys = this.keysOf(object);
+              for (const key of keys) logLoadedHostKey(log, key);
+              onRotate(keys);
             } catch (err) {
-              log.error({ err, secret: name }, 'the changed host key secret has no usable key; keeping the current keys');
+              log.error({ err, host_keys_secret: name }, 'the changed host key secret has no usable key; keeping the current keys');
             }
           },
           (err: unknown) => {
             if (signal.aborted) return;
-            if (err) log.warn({ err, secret: name, retry_ms: delay }, 'host key secret watch ended; watching again');
+            if (err) log.warn({ err, host_keys_secret: name, retry_ms: delay }, 'host key secret watch ended; watching again');
             again();
           },
         );
       } catch (err) {
-        log.warn({ err, secret: name, retry_ms: delay }, 'cannot watch the host key secret; retrying');
+        log.warn({ err, host_keys_secret: name, retry_ms: delay }, 'cannot watch the host key secret; retrying');
         again();
       }
     };
@@ -127,7 +131,7 @@ export class HostKeySecret {
         const key = parseHostKey(Buffer.from(encoded, 'base64'), `secret/${this.options.name}/${file}`);
         if (!keys.some((other) => other.type === key.type)) keys.push(key);
       } catch (err) {
-        this.options.log.error({ file, reason: (err as Error).message }, 'skipped host key in the secret that could not be loaded');
+        this.options.log.error({ host_keys_secret: this.options.name, file, reason: (err as Error).message }, 'skipped host key in the secret that could not be loaded');
       }
     }
     if (keys.length === 0) throw new GitSshdError(ERR_HOST_KEYS, `no usable host key in secret ${this.options.namespace}/${this.options.name}`);

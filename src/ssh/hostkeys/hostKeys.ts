@@ -30,6 +30,14 @@ export interface HostKeyOptions {
   readonly log: Logger;
 }
 
+/**
+ * The line an operator greps for to publish the fingerprints: one per key served, the
+ * same whether the keys came from files or from a Kubernetes Secret.
+ */
+export function logLoadedHostKey(log: Logger, key: HostKey): void {
+  log.info({ path: key.path, type: key.type, fingerprint: key.fingerprint }, 'loaded host key');
+}
+
 function readHostKey(path: string): HostKey {
   return parseHostKey(readFileSync(path), path);
 }
@@ -121,7 +129,7 @@ export function loadHostKeys(options: HostKeyOptions): HostKey[] {
         continue;
       }
       keys.push(key);
-      log.info({ path, type: key.type, fingerprint: key.fingerprint }, 'loaded host key');
+      logLoadedHostKey(log, key);
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       log.error({ path, reason }, 'skipped host key that could not be loaded');
