@@ -4,14 +4,13 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { README, renderedReadme, valuesTable } from '../scripts/chart-readme.js';
 import { loadConfig } from '../src/config/load.js';
 import { temporaryDir } from './helpers/client.js';
 import { ROOT } from './helpers/server.js';
 
 const CHART = join(ROOT, 'charts', 'git-sshd');
 const HELM = process.env.HELM ?? 'helm';
-/** `helm template` assumes Kubernetes 1.20 unless told; the chart needs 1.30 (preStop sleep). */
-const KUBE_VERSION = '1.31.0';
 const VARIANTS = ['default', ...readdirSync(join(CHART, 'ci')).map((file) => file.replace(/-values\.yaml$/, ''))];
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> };
@@ -36,7 +35,7 @@ function helm(args: string[]): { code: number; stdout: string; stderr: string } 
 
 function render(variant: string, extra: string[] = []): K8sObject[] {
   const values = variant === 'default' ? [] : ['-f', join(CHART, 'ci', `${variant}-values.yaml`)];
-  const result = helm(['template', 'git-sshd', CHART, '--namespace', 'git', '--kube-version', KUBE_VERSION, ...values, ...extra]);
+  const result = helm(['template', 'git-sshd', CHART, '--namespace', 'git', ...values, ...extra]);
   assert.equal(result.code, 0, result.stderr);
   return parseAllDocuments(result.stdout)
     .map((doc) => doc.toJS() as K8sObject | null)
@@ -84,7 +83,7 @@ describe('the Helm chart, rendered by the real helm', () => {
       for (const ports of [[], ['--set', 'ports.ssh=2022', '--set', 'ports.monitoring=9200']]) {
         const objects = render(variant, ports);
         const dir = temporaryDir('git-sshd-chart-config-');
-        writeFileSync(join(dir, 'config.yml'), find(objects, 'ConfigMap').data!['config.yml']!);
+        writeFileSync(join(dir, 'config.yml'), find(objects, 'ConfigMap', 'git-sshd').data!['config.yml']!);
         const container = find(objects, 'Deployment').spec.template.spec.containers[0];
         const podEnv = Object.fromEntries((container.env as Array<{ name: string; value?: string }>).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
         const env = { ...imageEnv, ...podEnv, GITLAB_SHELL_SECRET: 'from-a-secret' };
@@ -107,9 +106,50 @@ describe('the Helm chart, rendered by the real helm', () => {
     assert.notEqual(checksum([]), checksum(['--set', 'config.sshd.max_auth_tries=3']));
   });
 
+  test('a change of inline users leaves the pods alone (the server re-reads them live); a change of config does not', () => {
+    const withUsers = (users: string, extra: string[] = []) => {
+      const dir = temporaryDir('git-sshd-chart-users-');
+      writeFileSync(join(dir, 'users.yml'), users);
+      return render('default', ['--set-file', `backend.local.users=${join(dir, 'users.yml')}`, ...extra]);
+    };
+    const alice = 'users:\n  - name: alice\n    keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmLwPAQuNyMZlSavFFd4KMZ3FlBYOvshvaeKtYvxNeM alice"]\n';
+    const aliceAndBob = `${alice}  - name: bob\n    keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmLwPAQuNyMZlSavFFd4KMZ3FlBYOvshvaeKtYvxNeM bob"]\n`;
+    const before = withUsers(alice);
+    const after = withUsers(aliceAndBob);
+    const template = (objects: K8sObject[]) => find(objects, 'Deployment').spec.template;
+    assert.notEqual(find(before, 'ConfigMap', 'git-sshd-users').data!['users.yml'], find(after, 'ConfigMap', 'git-sshd-users').data!['users.yml']);
+    assert.deepEqual(template(after), template(before), 'the pod template is the same: no rollout');
+    assert.notDeepEqual(template(withUsers(aliceAndBob, ['--set', 'config.log_level=debug'])), template(before));
+  });
+
+  test('helm template needs no --kube-version; a cluster older than 1.30 is refused with the reason', () => {
+    assert.ok(render('default').length > 0);
+    const old = helm(['template', 'x', CHART, '--kube-version', '1.29.0']);
+    assert.notEqual(old.code, 0);
+    assert.match(old.stderr, /git-sshd needs Kubernetes 1\.30 or later \(the preStop sleep action\); this cluster is v1\.29\.0/);
+    assert.equal(helm(['template', 'x', CHART, '--kube-version', '1.30.0']).code, 0);
+  });
+
+  test('the default Service installs on any cluster (ClusterIP); LoadBalancer and NodePort are one value away', () => {
+    const service = (extra: string[]) => find(render('default', extra), 'Service', 'git-sshd').spec;
+    assert.equal(service([]).type, 'ClusterIP');
+    assert.equal(service([]).externalTrafficPolicy, undefined);
+    const lb = service(['--set', 'service.type=LoadBalancer']);
+    assert.equal(lb.type, 'LoadBalancer');
+    assert.equal(lb.externalTrafficPolicy, 'Local');
+    assert.equal(service(['--set', 'service.type=NodePort', '--set', 'service.nodePort=30022']).ports[0].nodePort, 30022);
+  });
+
+  test('NOTES add the first user with the config file the pod runs with', () => {
+    const notes = readFileSync(join(CHART, 'templates', 'NOTES.txt'), 'utf8');
+    const container = find(render('default'), 'Deployment').spec.template.spec.containers[0];
+    assert.ok(notes.includes(`node dist/cli/addUser.js --config ${container.args[1]} `), 'the add-user line names the pod\'s --config');
+    assert.ok(readFileSync(join(ROOT, 'Dockerfile'), 'utf8').includes('WORKDIR /app'), 'dist/ is relative to the image\'s working directory');
+  });
+
   test('more than one replica of the local backend needs a ReadWriteMany volume: the render says so', () => {
     for (const extra of [['--set', 'replicaCount=2'], ['--set', 'autoscaling.enabled=true']]) {
-      const result = helm(['template', 'x', CHART, '--kube-version', KUBE_VERSION, ...extra]);
+      const result = helm(['template', 'x', CHART, ...extra]);
       assert.notEqual(result.code, 0, extra.join(' '));
       assert.match(result.stderr, /needs backend.local.persistence.accessModes \[ReadWriteMany\]/);
     }
@@ -119,7 +159,7 @@ describe('the Helm chart, rendered by the real helm', () => {
   test('probes point at the app\'s own liveness and readiness paths on its monitoring port', () => {
     const objects = render('default', ['--set', 'config.sshd.readiness_probe=/ready', '--set', 'ports.monitoring=9200']);
     const container = find(objects, 'Deployment').spec.template.spec.containers[0];
-    const config = parseYaml(find(objects, 'ConfigMap').data!['config.yml']!);
+    const config = parseYaml(find(objects, 'ConfigMap', 'git-sshd').data!['config.yml']!);
     assert.equal(container.readinessProbe.httpGet.path, config.sshd.readiness_probe);
     assert.equal(container.livenessProbe.httpGet.path, config.sshd.liveness_probe);
     const port = container.ports.find((p: { name: string }) => p.name === container.readinessProbe.httpGet.port);
@@ -128,19 +168,19 @@ describe('the Helm chart, rendered by the real helm', () => {
 
   test('the drain time is the termination grace period minus the preStop sleep and the margin; no room is a render error', () => {
     const objects = render('default', ['--set', 'deployment.terminationGracePeriodSeconds=90', '--set', 'deployment.preStopSleepSeconds=20']);
-    const config = parseYaml(find(objects, 'ConfigMap').data!['config.yml']!);
+    const config = parseYaml(find(objects, 'ConfigMap', 'git-sshd').data!['config.yml']!);
     assert.equal(config.sshd.grace_period, '65s');
     const spec = find(objects, 'Deployment').spec.template.spec;
     assert.equal(spec.terminationGracePeriodSeconds, 90);
     assert.equal(spec.containers[0].lifecycle.preStop.sleep.seconds, 20);
-    const tooShort = helm(['template', 'x', CHART, '--kube-version', KUBE_VERSION, '--set', 'deployment.terminationGracePeriodSeconds=15']);
+    const tooShort = helm(['template', 'x', CHART, '--set', 'deployment.terminationGracePeriodSeconds=15']);
     assert.notEqual(tooShort.code, 0);
     assert.match(tooShort.stderr, /terminationGracePeriodSeconds \(15\) must exceed preStopSleepSeconds \(10\) \+ graceMarginSeconds \(5\)/);
   });
 
   test('PROXY protocol reaches both the app and the load balancer annotation', () => {
     const objects = render('proxy-aws');
-    const config = parseYaml(find(objects, 'ConfigMap').data!['config.yml']!);
+    const config = parseYaml(find(objects, 'ConfigMap', 'git-sshd').data!['config.yml']!);
     assert.equal(config.sshd.proxy_protocol, true);
     assert.deepEqual(config.sshd.proxy_allowed, ['10.0.0.0/8']);
     assert.equal(find(objects, 'Service', 'git-sshd').metadata.annotations!['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol'], '*');
@@ -156,12 +196,12 @@ describe('the Helm chart, rendered by the real helm', () => {
     const api = render('default');
     const role = find(api, 'Role');
     assert.deepEqual((role as unknown as { rules: Array<{ resourceNames?: string[] }> }).rules[0]!.resourceNames, ['git-sshd-host-keys']);
-    assert.equal(parseYaml(find(api, 'ConfigMap').data!['config.yml']!).sshd.host_keys_secret, 'git-sshd-host-keys');
+    assert.equal(parseYaml(find(api, 'ConfigMap', 'git-sshd').data!['config.yml']!).sshd.host_keys_secret, 'git-sshd-host-keys');
     assert.equal(find(api, 'Deployment').spec.template.spec.automountServiceAccountToken, true);
   });
 
   test('values outside the schema are refused with the path named', () => {
-    const result = helm(['template', 'x', CHART, '--kube-version', KUBE_VERSION, '--set', 'proxyProtocol.cloud=gcp']);
+    const result = helm(['template', 'x', CHART, '--set', 'proxyProtocol.cloud=gcp']);
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /proxyProtocol\/cloud/);
   });
@@ -179,6 +219,20 @@ describe('the Helm chart, rendered by the real helm', () => {
     assert.equal(objects.filter((object) => object.kind === 'Namespace').length, 1);
     assert.equal(objects.length, render('default').length + 1);
     for (const object of objects) if (object.kind !== 'Namespace') assert.equal((object.metadata as { namespace?: string }).namespace, 'git-sshd', object.kind);
+  });
+
+  test('k8s/ takes a registry image through kustomize images: in an overlay', () => {
+    const overlay = temporaryDir('git-sshd-overlay-');
+    writeFileSync(join(overlay, 'kustomization.yaml'), `resources: [${JSON.stringify(join(ROOT, 'k8s'))}]\nimages:\n  - name: git-sshd\n    newName: registry.example.com/platform/git-sshd\n    newTag: 0.1.0\n`);
+    const built = parseAllDocuments(execFileSync('kubectl', ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay], { encoding: 'utf8' })).map((doc) => doc.toJS() as K8sObject);
+    assert.equal(find(built, 'Deployment').spec.template.spec.containers[0].image, 'registry.example.com/platform/git-sshd:0.1.0');
+  });
+
+  test('the chart README\'s values table is generated from values.yaml and the schema, and every value is described', () => {
+    const current = readFileSync(README, 'utf8');
+    assert.equal(current, renderedReadme(current), 'run: node --import tsx scripts/chart-readme.ts');
+    const undocumented = valuesTable().split('\n').filter((line) => /\|\s*\|$/.test(line));
+    assert.deepEqual(undocumented, [], 'describe these values in a comment above them in values.yaml');
   });
 
   test('k8s/ is exactly what the chart renders with its default values (never edited by hand)', () => {
