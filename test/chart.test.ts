@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { README, renderedReadme, valuesTable } from '../scripts/chart-readme.js';
@@ -223,8 +223,10 @@ describe('the Helm chart, rendered by the real helm', () => {
 
   test('k8s/ takes a registry image through kustomize images: in an overlay', () => {
     const overlay = temporaryDir('git-sshd-overlay-');
-    writeFileSync(join(overlay, 'kustomization.yaml'), `resources: [${JSON.stringify(join(ROOT, 'k8s'))}]\nimages:\n  - name: git-sshd\n    newName: registry.example.com/platform/git-sshd\n    newTag: 0.1.0\n`);
-    const built = parseAllDocuments(execFileSync('kubectl', ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay], { encoding: 'utf8' })).map((doc) => doc.toJS() as K8sObject);
+    // kustomize takes a base by relative path only (an absolute one yields nothing).
+    const base = relative(overlay, join(ROOT, 'k8s'));
+    writeFileSync(join(overlay, 'kustomization.yaml'), `resources: [${JSON.stringify(base)}]\nimages:\n  - name: git-sshd\n    newName: registry.example.com/platform/git-sshd\n    newTag: 0.1.0\n`);
+    const built = parseAllDocuments(execFileSync('kubectl', ['kustomize', overlay], { encoding: 'utf8' })).map((doc) => doc.toJS() as K8sObject);
     assert.equal(find(built, 'Deployment').spec.template.spec.containers[0].image, 'registry.example.com/platform/git-sshd:0.1.0');
   });
 
