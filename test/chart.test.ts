@@ -183,7 +183,9 @@ describe('the Helm chart, rendered by the real helm', () => {
     const config = parseYaml(find(objects, 'ConfigMap', 'git-sshd').data!['config.yml']!);
     assert.equal(config.sshd.proxy_protocol, true);
     assert.deepEqual(config.sshd.proxy_allowed, ['10.0.0.0/8']);
-    assert.equal(find(objects, 'Service', 'git-sshd').metadata.annotations!['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol'], '*');
+    const service = find(objects, 'Service', 'git-sshd');
+    assert.equal(service.metadata.annotations!['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol'], '*');
+    assert.equal(service.spec.type, 'LoadBalancer');
   });
 
   test('host keys: an existing Secret is mounted read-only; the API mode gets RBAC for that one Secret only', () => {
