@@ -49,6 +49,7 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
   });
 
   test('each replica logs the fingerprints it serves, as ssh-keygen -l prints them, and names the Secret unredacted', async () => {
+    assert.equal(replicas.length, 2, 'the replicas of the first test are running');
     for (const replica of replicas) {
       const scanned = await run('ssh-keyscan', ['-p', String(replica.port), '127.0.0.1'], { timeoutMs: 10_000 });
       const listed = await run('ssh-keygen', ['-lf', '-'], { input: scanned.stdout, timeoutMs: 10_000 });
