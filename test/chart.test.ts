@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { README, renderedReadme, valuesTable } from '../scripts/chart-readme.js';
 import { loadConfig } from '../src/config/load.js';
-import { temporaryDir } from './helpers/client.js';
+import { run, temporaryDir } from './helpers/client.js';
+import { FakeKubeApi } from './helpers/fakeKube.js';
 import { ROOT } from './helpers/server.js';
 
 const CHART = join(ROOT, 'charts', 'git-sshd');
@@ -242,5 +243,55 @@ describe('the Helm chart, rendered by the real helm', () => {
   test('k8s/ is exactly what the chart renders with its default values (never edited by hand)', () => {
     const expected = execFileSync('bash', [join(ROOT, 'scripts', 'render-k8s.sh'), '--stdout'], { encoding: 'utf8', env: { ...process.env, HELM } });
     assert.equal(readFileSync(join(ROOT, 'k8s', 'git-sshd.yaml'), 'utf8'), expected, 'run scripts/render-k8s.sh and commit k8s/');
+  });
+});
+
+describe('the chart\'s checks against a cluster, through the real helm\'s lookups (a fake API server on loopback)', () => {
+  const api = new FakeKubeApi();
+  let kubeconfig = '';
+  before(async () => {
+    await api.start();
+    kubeconfig = api.kubeconfig('git');
+  });
+  after(() => api.stop());
+  // `--dry-run=server` renders with lookups answered by the cluster, as `helm install` does.
+  const install = (extra: string[] = []) =>
+    run(HELM, ['template', 'git-sshd', CHART, '--namespace', 'git', '--dry-run=server', '--kubeconfig', kubeconfig, ...extra], { timeoutMs: 60_000 });
+
+  test('without a default StorageClass the install fails at once, naming the classes there are', async () => {
+    api.storageClasses = [{ name: 'slow' }];
+    const result = await install();
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /PersistentVolumeClaim would stay Pending: this cluster has no default StorageClass \(it has: slow\)/);
+    api.storageClasses = [];
+    assert.match((await install()).stderr, /no default StorageClass \(it has: none\)/);
+    assert.equal((await install(['--set', 'backend.local.persistence.enabled=false'])).code, 0, 'no volume, no StorageClass needed');
+  });
+
+  test('a default StorageClass installs; with namespace rights only the check is forbidden until turned off', async () => {
+    api.storageClasses = [{ name: 'slow' }, { name: 'standard', isDefault: true }];
+    const ok = await install();
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(api.requests.some((req) => req.path === '/apis/storage.k8s.io/v1/storageclasses' && req.status === 200), 'helm asked the cluster');
+    api.storageClasses = 'forbidden';
+    const forbidden = await install();
+    assert.notEqual(forbidden.code, 0);
+    assert.match(forbidden.stderr, /storageclasses\.storage\.k8s\.io is forbidden/);
+    const skipped = await install(['--set', 'backend.local.persistence.checkStorageClass=false']);
+    assert.equal(skipped.code, 0, skipped.stderr);
+  });
+
+  test('scaling a ReadWriteOnce release to 3 by switching its claim to ReadWriteMany is refused before anything is applied', async () => {
+    api.storageClasses = [];
+    api.claims.set('git/git-sshd', { accessModes: ['ReadWriteOnce'], storageClassName: 'standard' });
+    try {
+      const upgrade = await install(['--set', 'replicaCount=3', '--set', 'backend.local.persistence.accessModes={ReadWriteMany}']);
+      assert.notEqual(upgrade.code, 0);
+      assert.match(upgrade.stderr, /PersistentVolumeClaim git\/git-sshd exists with accessModes \["ReadWriteOnce"\], and the values ask for \["ReadWriteMany"\]/);
+      const same = await install();
+      assert.equal(same.code, 0, `an upgrade on the bound claim needs no StorageClass: ${same.stderr}`);
+    } finally {
+      api.claims.delete('git/git-sshd');
+    }
   });
 });

@@ -16,11 +16,16 @@ interface Secret {
 
 /**
  * The few Kubernetes API endpoints git-sshd uses for its host key Secret: get, create
- * (409 when it exists) and watch. No API server can run on these machines; this one
- * answers as the real one does for exactly these calls.
+ * (409 when it exists) and watch; and what the chart's `lookup`s read through helm's
+ * client (discovery, a claim, the StorageClasses). No API server can run on these
+ * machines; this one answers as the real one does for exactly these calls.
  */
 export class FakeKubeApi {
   readonly secrets = new Map<string, Secret>();
+  /** PersistentVolumeClaims by `namespace/name`. */
+  readonly claims = new Map<string, { accessModes: string[]; storageClassName: string }>();
+  /** The cluster's StorageClasses, or `forbidden` for a user with namespace rights only. */
+  storageClasses: Array<{ name: string; isDefault?: boolean }> | 'forbidden' = [];
   readonly requests: Array<{ method: string; path: string; status: number }> = [];
   /** Delays each create, so that two replicas both find the Secret missing first. */
   createDelayMs = 0;
@@ -59,6 +64,7 @@ export class FakeKubeApi {
       if (current) res.write(`${JSON.stringify({ type: 'ADDED', object: current })}\n`);
       req.on('close', () => this.watchers.delete(watcher));
     });
+    this.lookupRoutes(app);
     this.server = app.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     this.port = (this.server.address() as AddressInfo).port;
@@ -102,6 +108,41 @@ export class FakeKubeApi {
     for (const watcher of this.watchers) watcher.res.end();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private lookupRoutes(app: express.Express): void {
+    const resource = (name: string, kind: string, namespaced: boolean) => ({ name, singularName: kind.toLowerCase(), namespaced, kind, verbs: ['get', 'list'] });
+    app.get('/api/v1', (req, res) => {
+      const resources = [resource('persistentvolumeclaims', 'PersistentVolumeClaim', true), resource('secrets', 'Secret', true)];
+      this.answer(req.method, req.path, res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources });
+    });
+    app.get('/apis/storage.k8s.io/v1', (req, res) => {
+      const resources = [resource('storageclasses', 'StorageClass', false)];
+      this.answer(req.method, req.path, res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'storage.k8s.io/v1', resources });
+    });
+    app.get('/api/v1/namespaces/:ns/persistentvolumeclaims/:name', (req, res) => {
+      const claim = this.claims.get(`${req.params.ns}/${req.params.name}`);
+      if (!claim) {
+        this.answer(req.method, req.path, res, 404, status(404, 'NotFound', `persistentvolumeclaims "${req.params.name}" not found`));
+        return;
+      }
+      const spec = { ...claim, resources: { requests: { storage: '10Gi' } } };
+      this.answer(req.method, req.path, res, 200, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: req.params.name, namespace: req.params.ns }, spec });
+    });
+    app.get('/apis/storage.k8s.io/v1/storageclasses', (req, res) => {
+      if (this.storageClasses === 'forbidden') {
+        const message = 'storageclasses.storage.k8s.io is forbidden: User "ns-admin" cannot list resource "storageclasses" in API group "storage.k8s.io" at the cluster scope';
+        this.answer(req.method, req.path, res, 403, status(403, 'Forbidden', message));
+        return;
+      }
+      const items = this.storageClasses.map((sc) => ({
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'StorageClass',
+        metadata: { name: sc.name, ...(sc.isDefault ? { annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } } : {}) },
+        provisioner: 'example.com/provisioner',
+      }));
+      this.answer(req.method, req.path, res, 200, { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClassList', metadata: {}, items });
+    });
   }
 
   private answer(method: string, path: string, res: Response, code: number, body: unknown): void {
