@@ -249,14 +249,37 @@ describe('the Helm chart, rendered by the real helm', () => {
 describe('the chart\'s checks against a cluster, through the real helm\'s lookups (a fake API server on loopback)', () => {
   const api = new FakeKubeApi();
   let kubeconfig = '';
+  let home = '';
   before(async () => {
     await api.start();
     kubeconfig = api.kubeconfig('git');
+    home = temporaryDir('git-sshd-helm-home-');
   });
   after(() => api.stop());
-  // `--dry-run=server` renders with lookups answered by the cluster, as `helm install` does.
+  // helm install's own path (capabilities from /version and discovery, lookups, the check
+  // that no object exists yet), stopped before it creates anything. The fake serves no
+  // OpenAPI documents, hence --disable-openapi-validation.
   const install = (extra: string[] = []) =>
-    run(HELM, ['template', 'git-sshd', CHART, '--namespace', 'git', '--dry-run=server', '--kubeconfig', kubeconfig, ...extra], { timeoutMs: 60_000 });
+    run(HELM, ['install', 'git-sshd', CHART, '--namespace', 'git', '--dry-run=server', '--disable-openapi-validation', '--kubeconfig', kubeconfig, ...extra], {
+      env: { HOME: home },
+      timeoutMs: 60_000,
+    });
+
+  test('a cluster older than 1.30 is refused at install, by the version it reports; a newer one installs', async () => {
+    api.storageClasses = [{ name: 'standard', isDefault: true }];
+    try {
+      api.serverVersion = 'v1.29.4';
+      const old = await install();
+      assert.notEqual(old.code, 0);
+      assert.match(old.stderr, /git-sshd needs Kubernetes 1\.30 or later \(the preStop sleep action\); this cluster is v1\.29\.4/);
+      api.serverVersion = 'v1.37.2';
+      const current = await install();
+      assert.equal(current.code, 0, current.stderr);
+      assert.match(current.stdout, /STATUS: pending-install/);
+    } finally {
+      api.serverVersion = 'v1.37.2';
+    }
+  });
 
   test('without a default StorageClass the install fails at once, naming the classes there are', async () => {
     api.storageClasses = [{ name: 'slow' }];
@@ -283,13 +306,14 @@ describe('the chart\'s checks against a cluster, through the real helm\'s lookup
 
   test('scaling a ReadWriteOnce release to 3 by switching its claim to ReadWriteMany is refused before anything is applied', async () => {
     api.storageClasses = [];
-    api.claims.set('git/git-sshd', { accessModes: ['ReadWriteOnce'], storageClassName: 'standard' });
+    // The claim a release made and kept (helm.sh/resource-policy keep): a reinstall adopts it.
+    api.claims.set('git/git-sshd', { accessModes: ['ReadWriteOnce'], storageClassName: 'standard', release: 'git-sshd' });
     try {
       const upgrade = await install(['--set', 'replicaCount=3', '--set', 'backend.local.persistence.accessModes={ReadWriteMany}']);
       assert.notEqual(upgrade.code, 0);
       assert.match(upgrade.stderr, /PersistentVolumeClaim git\/git-sshd exists with accessModes \["ReadWriteOnce"\], and the values ask for \["ReadWriteMany"\]/);
       const same = await install();
-      assert.equal(same.code, 0, `an upgrade on the bound claim needs no StorageClass: ${same.stderr}`);
+      assert.equal(same.code, 0, `the claim already there needs no StorageClass: ${same.stderr}`);
     } finally {
       api.claims.delete('git/git-sshd');
     }

@@ -22,10 +22,12 @@ interface Secret {
  */
 export class FakeKubeApi {
   readonly secrets = new Map<string, Secret>();
-  /** PersistentVolumeClaims by `namespace/name`. */
-  readonly claims = new Map<string, { accessModes: string[]; storageClassName: string }>();
+  /** PersistentVolumeClaims by `namespace/name`; `release`: the Helm release that made it (and kept it). */
+  readonly claims = new Map<string, { accessModes: string[]; storageClassName: string; release?: string }>();
   /** The cluster's StorageClasses, or `forbidden` for a user with namespace rights only. */
   storageClasses: Array<{ name: string; isDefault?: boolean }> | 'forbidden' = [];
+  /** What `/version` reports (helm's capabilities at install). */
+  serverVersion = 'v1.37.2';
   readonly requests: Array<{ method: string; path: string; status: number }> = [];
   /** Delays each create, so that two replicas both find the Secret missing first. */
   createDelayMs = 0;
@@ -65,6 +67,8 @@ export class FakeKubeApi {
       req.on('close', () => this.watchers.delete(watcher));
     });
     this.lookupRoutes(app);
+    // Anything else does not exist (helm's install checks each object it would create).
+    app.use((req, res) => this.answer(req.method, req.path, res, 404, status(404, 'NotFound', `${req.path} not found`)));
     this.server = app.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     this.port = (this.server.address() as AddressInfo).port;
@@ -110,24 +114,44 @@ export class FakeKubeApi {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
+  /** Discovery as helm reads it at install: the version and the kinds the chart renders. */
   private lookupRoutes(app: express.Express): void {
-    const resource = (name: string, kind: string, namespaced: boolean) => ({ name, singularName: kind.toLowerCase(), namespaced, kind, verbs: ['get', 'list'] });
-    app.get('/api/v1', (req, res) => {
-      const resources = [resource('persistentvolumeclaims', 'PersistentVolumeClaim', true), resource('secrets', 'Secret', true)];
-      this.answer(req.method, req.path, res, 200, { kind: 'APIResourceList', groupVersion: 'v1', resources });
+    const resource = (name: string, kind: string, namespaced = true) => ({ name, singularName: kind.toLowerCase(), namespaced, kind, verbs: ['get', 'list', 'create'] });
+    const groups: Record<string, ReturnType<typeof resource>[]> = {
+      v1: [resource('persistentvolumeclaims', 'PersistentVolumeClaim'), resource('secrets', 'Secret'), resource('configmaps', 'ConfigMap'), resource('services', 'Service'), resource('serviceaccounts', 'ServiceAccount')],
+      'apps/v1': [resource('deployments', 'Deployment')],
+      'rbac.authorization.k8s.io/v1': [resource('roles', 'Role'), resource('rolebindings', 'RoleBinding')],
+      'storage.k8s.io/v1': [resource('storageclasses', 'StorageClass', false)],
+    };
+    app.get('/version', (req, res) => {
+      const [major, minor] = this.serverVersion.replace(/^v/, '').split('.');
+      this.answer(req.method, req.path, res, 200, { major, minor, gitVersion: this.serverVersion, platform: 'linux/amd64' });
     });
-    app.get('/apis/storage.k8s.io/v1', (req, res) => {
-      const resources = [resource('storageclasses', 'StorageClass', false)];
-      this.answer(req.method, req.path, res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'storage.k8s.io/v1', resources });
+    app.get('/api', (req, res) => this.answer(req.method, req.path, res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] }));
+    app.get('/apis', (req, res) => {
+      const list = Object.keys(groups)
+        .filter((gv) => gv.includes('/'))
+        .map((gv) => ({ name: gv.split('/')[0], versions: [{ groupVersion: gv, version: 'v1' }], preferredVersion: { groupVersion: gv, version: 'v1' } }));
+      this.answer(req.method, req.path, res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: list });
     });
+    for (const [groupVersion, resources] of Object.entries(groups)) {
+      app.get(groupVersion === 'v1' ? '/api/v1' : `/apis/${groupVersion}`, (req, res) => {
+        this.answer(req.method, req.path, res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion, resources });
+      });
+    }
     app.get('/api/v1/namespaces/:ns/persistentvolumeclaims/:name', (req, res) => {
       const claim = this.claims.get(`${req.params.ns}/${req.params.name}`);
       if (!claim) {
         this.answer(req.method, req.path, res, 404, status(404, 'NotFound', `persistentvolumeclaims "${req.params.name}" not found`));
         return;
       }
-      const spec = { ...claim, resources: { requests: { storage: '10Gi' } } };
-      this.answer(req.method, req.path, res, 200, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: req.params.name, namespace: req.params.ns }, spec });
+      const { release, ...rest } = claim;
+      const spec = { ...rest, resources: { requests: { storage: '10Gi' } } };
+      const owner = release
+        ? { labels: { 'app.kubernetes.io/managed-by': 'Helm' }, annotations: { 'meta.helm.sh/release-name': release, 'meta.helm.sh/release-namespace': req.params.ns } }
+        : {};
+      const metadata = { name: req.params.name, namespace: req.params.ns, ...owner };
+      this.answer(req.method, req.path, res, 200, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata, spec });
     });
     app.get('/apis/storage.k8s.io/v1/storageclasses', (req, res) => {
       if (this.storageClasses === 'forbidden') {
