@@ -2,10 +2,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { README, renderedReadme, valuesTable } from '../scripts/chart-readme.js';
 import { loadConfig } from '../src/config/load.js';
+import { createLogger } from '../src/logging/logger.js';
+import { logLoadedHostKey, parseHostKey } from '../src/ssh/hostkeys/hostKeys.js';
 import { run, temporaryDir } from './helpers/client.js';
 import { FakeKubeApi } from './helpers/fakeKube.js';
 import { ROOT } from './helpers/server.js';
@@ -146,6 +149,26 @@ describe('the Helm chart, rendered by the real helm', () => {
     const container = find(render('default'), 'Deployment').spec.template.spec.containers[0];
     assert.ok(notes.includes(`node dist/cli/addUser.js --config ${container.args[1]} `), 'the add-user line names the pod\'s --config');
     assert.ok(readFileSync(join(ROOT, 'Dockerfile'), 'utf8').includes('WORKDIR /app'), 'dist/ is relative to the image\'s working directory');
+  });
+
+  test('the NOTES\' log grep for host key fingerprints finds the line the server writes in a pod (JSON)', () => {
+    const notes = readFileSync(join(CHART, 'templates', 'NOTES.txt'), 'utf8');
+    const pattern = /kubectl logs .*\| grep '([^']+)'/.exec(notes)?.[1];
+    assert.ok(pattern, 'NOTES show a kubectl logs | grep line');
+    const dir = temporaryDir('git-sshd-chart-key-');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')]);
+    const key = parseHostKey(readFileSync(join(dir, 'key')), 'secret/git-sshd-host-keys/ssh_host_ed25519_key');
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    logLoadedHostKey(createLogger({ logLevel: 'info', logFormat: 'json', logFile: '' }, stream), key);
+    const found = lines.join('').split('\n').filter((line) => line.includes(pattern));
+    assert.equal(found.length, 1, lines.join(''));
+    assert.ok(found[0]!.includes(key.fingerprint));
   });
 
   test('more than one replica of the local backend needs a ReadWriteMany volume: the render says so', () => {
