@@ -11,10 +11,14 @@ export const CHART_CONFIG_FILE = '/etc/git-sshd/config/config.yml';
  * as the server takes them, else, inside a pod of the chart, the chart's config.yml (its
  * container passes it as an argument, which `kubectl exec` does not inherit).
  */
-export function serverConfigArgs(explicit: string | undefined, env: Readonly<Record<string, string | undefined>>): string[] {
+export function serverConfigArgs(
+  explicit: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  chartConfigFile = CHART_CONFIG_FILE,
+): string[] {
   if (explicit !== undefined) return ['--config', explicit];
   if (env.GIT_SSHD_CONFIG) return [];
-  if (env.KUBERNETES_SERVICE_HOST && existsSync(CHART_CONFIG_FILE)) return ['--config', CHART_CONFIG_FILE];
+  if (env.KUBERNETES_SERVICE_HOST && existsSync(chartConfigFile)) return ['--config', chartConfigFile];
   return [];
 }
 
