@@ -24,6 +24,6 @@ describe('log format', () => {
   test('objects are JSON, errors their message with the stack below', () => {
     const err = new Error('boom');
     const line = textLine({ msg: 'command failed', sessions: [{ repo: 'a' }], err: { message: err.message, stack: err.stack } }, 'msg');
-    assert.match(line, /^command failed sessions="\[\{\\"repo\\":\\"a\\"\}\]" err=boom\nError: boom\n/);
+    assert.match(line, /^command failed sessions=\[\{"repo":"a"\}\] err=boom\nError: boom\n/);
   });
 });

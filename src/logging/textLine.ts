@@ -1,12 +1,14 @@
 /** Fields pino and pino-pretty already show (time, level) or that say nothing on one machine. */
 const SHOWN_ELSEWHERE = new Set(['level', 'time', 'pid', 'hostname', 'service', 'msg']);
 
-/** A value as logfmt writes it: bare when it is one plain word, double-quoted otherwise. */
+/**
+ * A value as logfmt writes it: a string bare when it is one plain word, double-quoted
+ * otherwise; numbers, lists and objects as JSON; an error as its message.
+ */
 function formatValue(value: unknown): string {
   if (value instanceof Object && 'message' in value && typeof value.message === 'string') return formatValue(value.message);
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  if (text === undefined) return String(value);
-  return /^[\w.:/@+=,[\]-]+$/.test(text) ? text : JSON.stringify(text);
+  if (typeof value !== 'string') return JSON.stringify(value) ?? String(value);
+  return /^[\w.:/@+=,[\]-]+$/.test(value) ? value : JSON.stringify(value);
 }
 
 /**
