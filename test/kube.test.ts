@@ -46,6 +46,12 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
     }
     const secret = api.secrets.get(`${NAMESPACE}/${SECRET}`)!;
     assert.deepEqual(Object.keys(secret.data).sort(), ['ssh_host_ecdsa_key', 'ssh_host_ed25519_key', 'ssh_host_rsa_key']);
+    // An operator publishes the fingerprints from the log: they must be there in this mode too.
+    const announced = replicas[0]!.logs.filter((line) => line.msg === 'host key').map((line) => String(line.known_hosts));
+    for (const type of ['ed25519', 'ecdsa', 'rsa'] as const) {
+      const key = await scan(replicas[0]!.port, type);
+      assert.ok(announced.includes(`[localhost]:${replicas[0]!.port} ${key}`), `${type} announced: ${announced.join('; ')}`);
+    }
   });
 
   test('a rotated Secret is picked up for new connections without a restart', async () => {
@@ -59,6 +65,10 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
     const after = await scan(replica.port, 'ed25519');
     assert.notEqual(after, before);
     assert.equal(after, readFileSync(join(dir, 'key.pub'), 'utf8').split(' ').slice(0, 2).join(' '));
+    const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', join(dir, 'key.pub')], { encoding: 'utf8' }).split(' ')[1];
+    const announced = await replica.waitForLogSince(mark, (line) => line.msg === 'host key' && line.type === 'ED25519');
+    assert.equal(announced.fingerprint, fingerprint);
+    assert.equal(announced.known_hosts, `[localhost]:${replica.port} ${after}`);
   });
 
   test('a replica that starts later reads the existing Secret and creates nothing', async () => {
