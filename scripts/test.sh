@@ -11,6 +11,8 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The README test runs the quick start in a network namespace of its own (port 2222 always free).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # promtool lints /metrics; the Prometheus server scrapes it as an operator's would.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)

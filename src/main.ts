@@ -18,7 +18,8 @@ import { peerOf } from './server/address.js';
 import { ProxyGate } from './proxy/gate.js';
 import { ProxyPolicyResolver } from './proxy/policy.js';
 import { StartupLimiter } from './server/startupLimiter.js';
-import { loadHostKeys } from './ssh/hostkeys/hostKeys.js';
+import { loadHostKeys, type HostKey } from './ssh/hostkeys/hostKeys.js';
+import { announceHostKey, clientHostFor } from './ssh/hostkeys/knownHosts.js';
 import { SshServer } from './ssh/server.js';
 import { readVersion } from './version.js';
 import { Registry } from 'prom-client';
@@ -86,7 +87,12 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     version,
   });
   const sshServer = ssh;
-  keySecret?.watch((keys) => sshServer.setHostKeys(keys));
+  // Rotated keys are announced like the first ones: users must be able to check them.
+  let announce = (_keys: readonly HostKey[]): void => undefined;
+  keySecret?.watch((keys) => {
+    sshServer.setHostKeys(keys);
+    announce(keys);
+  });
   const proxyGate = sshd.proxyProtocol
     ? new ProxyGate({
         policies: new ProxyPolicyResolver({ policy: sshd.proxyPolicy, allowed: sshd.proxyAllowed }),
@@ -107,6 +113,10 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   const address = await listener.listen();
   lifecycle.moveTo('ready');
   log.info({ address: address.address, port: address.port, version, backend: config.backend, config: config.source }, 'listening');
+  announce = (keys) => {
+    for (const key of keys) log.info(announceHostKey(key, clientHostFor(address.address), address.port), 'host key');
+  };
+  announce(hostKeys);
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

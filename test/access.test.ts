@@ -85,9 +85,13 @@ describe('access control and repository paths', () => {
     const summary = await server.waitForLog(
       (line) => line.msg === 'connection closed' && line.user === 'bob' && JSON.stringify(line.sessions).includes('ERR_ACCESS_DENIED'),
     );
-    assert.deepEqual((summary.sessions as Array<Record<string, unknown>>).map((s) => [s.command, s.exit_status]), [
-      ['git-receive-pack', 1],
+    // The refusal names the repository, in the summary and in a line of its own.
+    assert.deepEqual((summary.sessions as Array<Record<string, unknown>>).map((s) => [s.command, s.repo, s.exit_status]), [
+      ['git-receive-pack', '/docs', 1],
     ]);
+    const refused = await server.waitForLog((line) => line.msg === 'command refused' && line.error === 'ERR_ACCESS_DENIED');
+    assert.equal(refused.repo, '/docs');
+    assert.equal(refused.command, 'git-receive-pack');
   });
 
   test('a user without access is told the same thing for an existing repository as for a missing one', async () => {

@@ -46,6 +46,11 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
     }
     const secret = api.secrets.get(`${NAMESPACE}/${SECRET}`)!;
     assert.deepEqual(Object.keys(secret.data).sort(), ['ssh_host_ecdsa_key', 'ssh_host_ed25519_key', 'ssh_host_rsa_key']);
+    // An operator publishes the fingerprints from the log: they must be there in this mode too.
+    for (const type of ['ed25519', 'ecdsa', 'rsa'] as const) {
+      const knownHosts = `[localhost]:${replicas[0]!.port} ${await scan(replicas[0]!.port, type)}`;
+      await replicas[0]!.waitForLog((line) => line.msg === 'host key' && line.known_hosts === knownHosts);
+    }
   });
 
   test('each replica logs the fingerprints it serves, as ssh-keygen -l prints them, and names the Secret unredacted', async () => {
@@ -76,6 +81,9 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
     assert.equal(after, readFileSync(join(dir, 'key.pub'), 'utf8').split(' ').slice(0, 2).join(' '));
     const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'key.pub')], { encoding: 'utf8' }).split(' ')[1];
     assert.ok(replica.logs.slice(mark).some((line) => line.msg === 'loaded host key' && line.fingerprint === fingerprint), 'the new fingerprint is logged');
+        const announced = await replica.waitForLogSince(mark, (line) => line.msg === 'host key' && line.type === 'ED25519');
+    assert.equal(announced.fingerprint, fingerprint);
+    assert.equal(announced.known_hosts, `[localhost]:${replica.port} ${after}`);
   });
 
   test('a replica that starts later reads the existing Secret and creates nothing', async () => {

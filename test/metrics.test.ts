@@ -96,7 +96,7 @@ describe('/metrics', () => {
     assert.equal(await server.metric('git_sshd_commands_total', '{command="git-receive-pack",result="ok"}'), 1);
     assert.equal(await server.metric('git_sshd_commands_total', '{command="git-upload-pack",result="ok"}'), 1);
     assert.equal(await server.metric('git_sshd_commands_total', '{command="welcome",result="ok"}'), 1);
-    assert.equal(await server.metric('git_sshd_commands_total', '{command="unknown",result="denied"}'), 1);
+    assert.equal(await server.metric('git_sshd_commands_total', '{command="unknown",result="unknown_command"}'), 1);
     assert.equal(await server.metric('git_sshd_auth_attempts_total', '{method="publickey",outcome="accepted"}'), 4);
     assert.equal(await server.metric('git_sshd_client_software_total', '{software="OpenSSH_9.2"}'), 4);
     assert.equal(await server.metric('git_sshd_negotiated_algorithms_total', '{kind="kex",algorithm="curve25519-sha256"}'), 4);

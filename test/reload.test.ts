@@ -144,10 +144,10 @@ describe('the users file is reloaded without a restart', () => {
       '--name', 'frank',
       '--key', `${keys.frank.path}.pub`,
       '--config', server.configFile,
-    ], { cwd: server.dir, timeoutMs: 20_000 });
+    ], { cwd: server.dir, timeoutMs: 120_000 });
     assert.equal(added.code, 0, added.stderr);
     assert.match(added.stdout, /added user frank/);
-    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2, 5_000);
+    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2, 60_000);
 
     const work = makeWorkTree({ 'README.md': 'frank was here\n' });
     scratch.push(work);

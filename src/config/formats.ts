@@ -188,7 +188,7 @@ export const FORMATS = {
   },
   'proxy-policy': caseInsensitiveEnum('proxy-policy', ['use', 'require', 'ignore', 'reject']),
   'log-level': caseInsensitiveEnum('log-level', ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic']),
-  'log-format': caseInsensitiveEnum('log-format', ['json', 'text']),
+  'log-format': caseInsensitiveEnum('log-format', ['auto', 'json', 'text']),
   backend: caseInsensitiveEnum('backend', ['local', 'gitlab']),
   'storage-map': {
     validate(value: unknown): void {

@@ -111,7 +111,7 @@ describe('loadConfig sources', () => {
     assert.equal(config.user, 'git');
     assert.equal(config.backend, 'local');
     assert.equal(config.logLevel, 'info');
-    assert.equal(config.logFormat, 'json');
+    assert.equal(config.logFormat, 'auto');
     assert.deepEqual(config.sshd.listen, { host: '::', port: 2222 });
     assert.deepEqual(config.sshd.webListen, { host: 'localhost', port: 9122 });
     assert.equal(config.sshd.proxyPolicy, 'use');

@@ -226,7 +226,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       selfSignedCert: raw.http_settings.self_signed_cert,
     },
     logLevel: normalizeLevel(raw.log_level),
-    logFormat: String(raw.log_format).toLowerCase() as 'json' | 'text',
+    logFormat: String(raw.log_format).toLowerCase() as Config['logFormat'],
     logFile,
     auditUsernames: raw.audit_usernames,
     sslCertDir: raw.ssl_cert_dir,

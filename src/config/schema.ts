@@ -46,7 +46,12 @@ export const SCHEMA = {
   },
   log_file: str('Log file; empty or /dev/stdout logs to standard output', '', 'GIT_SSHD_LOG_FILE'),
   log_level: { doc: 'Log level', format: 'log-level', default: 'info', env: 'GIT_SSHD_LOG_LEVEL' },
-  log_format: { doc: 'Log format: json or text', format: 'log-format', default: 'json', env: 'GIT_SSHD_LOG_FORMAT' },
+  log_format: {
+    doc: 'Log format: text (readable lines), json, or auto: text on a terminal, JSON otherwise',
+    format: 'log-format',
+    default: 'auto',
+    env: 'GIT_SSHD_LOG_FORMAT',
+  },
   audit_usernames: bool('Log user names instead of key ids', false),
   ssl_cert_dir: str('Directory of CA certificates for the GitLab API'),
   auth_file: legacy('authorized_keys file of OpenSSH mode', String, ''),

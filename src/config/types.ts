@@ -31,7 +31,8 @@ export interface Config {
     readonly selfSignedCert: boolean;
   };
   readonly logLevel: LogLevel;
-  readonly logFormat: 'json' | 'text';
+  /** `auto`: text when the log goes to a terminal, JSON otherwise (decided by the logger). */
+  readonly logFormat: 'auto' | 'json' | 'text';
   readonly logFile: string;
   readonly auditUsernames: boolean;
   readonly sslCertDir: string;

@@ -177,7 +177,7 @@ export class Metrics {
     });
     this.commands = new Counter({
       name: 'git_sshd_commands_total',
-      help: 'Commands run, by command and result (ok, failed, denied, error, cut)',
+      help: 'Commands run, by command and result (ok, failed, denied, unknown_command, bad_command, error, cut)',
       labelNames: ['command', 'result'],
       registers,
     });

@@ -10,7 +10,7 @@ import { line } from './streams.js';
 import type { Socket } from 'node:net';
 
 /** How a command ended, as counted: ok, git failed, the user was denied, we failed, or the server cut it. */
-type CommandResult = 'ok' | 'failed' | 'denied' | 'error' | 'cut';
+type CommandResult = 'ok' | 'failed' | 'denied' | 'unknown_command' | 'bad_command' | 'error' | 'cut';
 
 /** What one session did, for the connection's summary line. */
 export interface SessionRecord {
@@ -21,8 +21,8 @@ export interface SessionRecord {
   bytesOut: number;
   durationMs: number;
   error?: string;
-  /** Set when the command did not get to run: denied (policy) or error (ours). */
-  result?: 'denied' | 'error';
+  /** Set when the command did not get to run: denied (policy), a command we do not run or cannot parse, or error (ours). */
+  result?: 'denied' | 'unknown_command' | 'bad_command' | 'error';
 }
 
 export interface SessionOptions {
@@ -250,6 +250,8 @@ export class Session {
     }
     this.commandLabel = command.service;
     record.command = command.service;
+    // As asked for: a refusal is logged with the repository the client named.
+    record.repo = summarize(command.repo);
     const target = await backend.authorizeGit(identity, command.service, command.repo, context);
     record.repo = target.repo;
     await writeConsoleMessages(output, target.consoleMessages ?? []);
@@ -277,8 +279,9 @@ export class Session {
     if (err instanceof GitSshdError && err.errorClass === 'policy') {
       message = err.message;
       record.error = err.code;
-      record.result = 'denied';
-      if (err.code === ERR_UNKNOWN_COMMAND || err.code === ERR_BAD_COMMAND) exitStatus = EXIT_UNKNOWN_COMMAND;
+      record.result = err.code === ERR_UNKNOWN_COMMAND ? 'unknown_command' : err.code === ERR_BAD_COMMAND ? 'bad_command' : 'denied';
+      if (record.result !== 'denied') exitStatus = EXIT_UNKNOWN_COMMAND;
+      this.options.log.info({ command: record.command, repo: record.repo, error: err.code, reason: message }, 'command refused');
     } else {
       message = `internal server error (correlation id ${this.options.correlationId})`;
       record.error = err instanceof GitSshdError ? err.code : ERR_INTERNAL;

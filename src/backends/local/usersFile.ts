@@ -24,6 +24,11 @@ export interface UsersIndex {
 }
 
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const USER_NAME_RULE = '1-64 letters, digits, ".", "_" or "-", starting with a letter or digit';
+
+export function isValidUserName(name: string): boolean {
+  return USER_NAME.test(name);
+}
 const USER_FIELDS = new Set(['name', 'keys', 'access']);
 
 function fail(file: string, where: string, message: string, cause?: unknown): GitSshdError {
@@ -33,7 +38,8 @@ function fail(file: string, where: string, message: string, cause?: unknown): Gi
 const isMapping = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-function parseKeyLine(file: string, where: string, line: unknown): ParsedKey {
+/** One OpenSSH public key line, or a coded error naming `file` and `where`. */
+export function parseKeyLine(file: string, where: string, line: unknown): ParsedKey {
   if (typeof line !== 'string' || line.trim() === '') {
     throw fail(file, where, 'must be an OpenSSH public key line such as "ssh-ed25519 AAAA... comment"');
   }
@@ -74,7 +80,7 @@ export function parseUsersFile(file: string, text: string): UsersIndex {
     }
     const name = entry.name;
     if (typeof name !== 'string' || !USER_NAME.test(name)) {
-      throw fail(file, `${at}.name`, 'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+      throw fail(file, `${at}.name`, `must be ${USER_NAME_RULE}`);
     }
     if (users.has(name)) throw fail(file, `${at}.name`, `user "${name}" is listed twice`);
 

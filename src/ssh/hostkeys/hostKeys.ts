@@ -12,6 +12,8 @@ export interface HostKey {
   readonly path: string;
   readonly type: string;
   readonly fingerprint: string;
+  /** `type base64`, as in known_hosts and the .pub file. */
+  readonly publicKey: string;
   /** What ssh2's Server takes in `hostKeys`. */
   readonly privateKey: Buffer;
 }
@@ -51,7 +53,8 @@ export function parseHostKey(text: Buffer, origin: string): HostKey {
   const key = (Array.isArray(parsed) ? parsed[0] : parsed) as ParsedKey | undefined;
   if (!key) throw new Error('no key in file');
   if (!key.isPrivateKey()) throw new Error('not a private key');
-  return { path, type: key.type, fingerprint: fingerprint(key.getPublicSSH()), privateKey: data };
+  const blob = key.getPublicSSH();
+  return { path, type: key.type, fingerprint: fingerprint(blob), publicKey: `${key.type} ${blob.toString('base64')}`, privateKey: data };
 }
 
 function warnIfExposed(path: string, log: Logger): void {

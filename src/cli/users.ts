@@ -1,0 +1,4 @@
+import { runFromProcess } from './usersCli.js';
+
+/** `node dist/cli/users.js add|remove|list ...`: the users of the embedded backend. */
+process.exitCode = runFromProcess([]);
