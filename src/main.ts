@@ -19,6 +19,7 @@ import { ProxyGate } from './proxy/gate.js';
 import { ProxyPolicyResolver } from './proxy/policy.js';
 import { StartupLimiter } from './server/startupLimiter.js';
 import { loadHostKeys } from './ssh/hostkeys/hostKeys.js';
+import { runtimeProblem, sshNativeCrypto } from './ssh/runtime.js';
 import { SshServer } from './ssh/server.js';
 import { readVersion } from './version.js';
 import { Registry } from 'prom-client';
@@ -106,7 +107,9 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
 
   const address = await listener.listen();
   lifecycle.moveTo('ready');
-  log.info({ address: address.address, port: address.port, version, backend: config.backend, config: config.source }, 'listening');
+  const nativeCrypto = sshNativeCrypto();
+  if (!nativeCrypto) log.warn('ssh2 runs on its slow JavaScript crypto: its native binding did not load (run npm ci again, with python3, make and g++)');
+  log.info({ address: address.address, port: address.port, version, node: process.versions.node, native_crypto: nativeCrypto, backend: config.backend, config: config.source }, 'listening');
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -177,6 +180,11 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
 }
 
 function main(): void {
+  const problem = runtimeProblem();
+  if (problem) {
+    process.stderr.write(`git-sshd: ${problem}\n`);
+    process.exit(EXIT_START);
+  }
   let loaded;
   try {
     loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() });
