@@ -43,7 +43,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       })
     : undefined;
   const hostKeys = keySecret ? await keySecret.load() : loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
-  const transport = new LocalGitTransport({ baseEnv: config.gitEnv, log });
+  const transport = new LocalGitTransport({ baseEnv: config.gitEnv, uploadPack: config.uploadPack, log });
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => transport.killAll());
   let ssh: SshServer | undefined;
