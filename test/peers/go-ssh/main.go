@@ -1,6 +1,6 @@
 // A second, independent SSH implementation for the key-exchange tests: Go's
 // golang.org/x/crypto/ssh client, limited to the key exchanges given with -kex, runs one
-// command and copies its output. Built by test/helpers/goPeer.ts into ~/.cache.
+// command (a shell when none is given) and copies its output. Built by test/helpers/goPeer.ts into ~/.cache.
 package main
 
 import (
@@ -63,7 +63,14 @@ func run(addr, user, keyFile, kex, command string) error {
 	session.Stdout = os.Stdout
 	session.Stderr = os.Stderr
 	session.Stdin = io.LimitReader(os.Stdin, 0)
-	err = session.Run(command)
+	if command == "" {
+		// No command: a shell, as `ssh host` asks for.
+		if err = session.Shell(); err == nil {
+			err = session.Wait()
+		}
+	} else {
+		err = session.Run(command)
+	}
 	if exit, ok := err.(*ssh.ExitError); ok {
 		os.Exit(exit.ExitStatus())
 	}
