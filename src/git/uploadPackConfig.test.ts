@@ -16,11 +16,11 @@ function load(yaml: string, env: Record<string, string> = {}) {
 }
 
 describe('upload_pack config', () => {
-  test('by default serves partial clone, fetches by object id, want-ref and object-info', () => {
+  test('by default serves partial clone, fetches by object id and object-info, not want-ref', () => {
     assert.deepEqual(uploadPackConfigArgs(load('user: git\n')), [
       '-c', 'uploadpack.allowFilter=true',
       '-c', 'uploadpack.allowAnySHA1InWant=true',
-      '-c', 'uploadpack.allowRefInWant=true',
+      '-c', 'uploadpack.allowRefInWant=false',
       '-c', 'transfer.advertiseObjectInfo=true',
     ]);
   });
