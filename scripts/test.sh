@@ -39,9 +39,10 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)
 }
 
 # Today's clients as test peers, built once and cached under ~/.cache/git-sshd: a Debian sid
-# root with OpenSSH 10 and git 2.5x (a few minutes the first time), and Go's x/crypto/ssh.
+# root with OpenSSH 10 and git 2.5x (a few minutes the first time), Go's x/crypto/ssh, Paramiko.
 bash scripts/sid-root.sh >/dev/null
 bash scripts/go-peer.sh >/dev/null
+bash scripts/paramiko-peer.sh >/dev/null
 
 # helm and helm-unittest for the chart tests, built from the Go module proxy once.
 export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"

@@ -5,23 +5,25 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { adminUsers, TestServer } from './helpers/server.js';
 import { makeKey, run, ssh, type ClientKey } from './helpers/client.js';
-import { goSshClient } from './helpers/peers.js';
+import { goSshClient, paramikoClient } from './helpers/peers.js';
 
 const MLKEM = 'mlkem768x25519-sha256';
 const WELCOME = 'Welcome to git-sshd, @alice!\n';
 
 /**
- * mlkem768x25519-sha256 (patches/ssh2+1.17.0+001+mlkem768x25519.patch) against a second,
- * independent implementation: Go's golang.org/x/crypto/ssh. Bookworm's OpenSSH 9.2, which
+ * mlkem768x25519-sha256 (patches/ssh2+1.17.0+001+mlkem768x25519.patch) against independent
+ * implementations: Go's golang.org/x/crypto/ssh and Paramiko. Bookworm's OpenSSH 9.2, which
  * predates it, still connects; OpenSSH 10 is in test/modern.test.ts.
  */
 describe('the post-quantum key exchange', () => {
   let server: TestServer;
   let alice: ClientKey;
   let goSsh: string;
+  let paramiko: { python: string; script: string };
 
   before(async () => {
     goSsh = goSshClient();
+    paramiko = paramikoClient();
     alice = makeKey('ed25519');
     server = await TestServer.start({ users: adminUsers(alice) });
   });
@@ -46,6 +48,18 @@ describe('the post-quantum key exchange', () => {
       assert.equal(result.stdout, WELCOME);
     }
     assert.equal(await kexCount(MLKEM), before + 16);
+  });
+
+  test('Paramiko 5.1 agrees too: 4 logins with mlkem768x25519-sha256 only, then its curve25519', async () => {
+    const before = (await kexCount(MLKEM)) ?? 0;
+    for (let i = 0; i < 4; i++) {
+      const result = await run(paramiko.python, [paramiko.script, '127.0.0.1', String(server.port), 'git', alice.path, MLKEM]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, WELCOME);
+    }
+    assert.equal(await kexCount(MLKEM), before + 4);
+    const classic = await run(paramiko.python, [paramiko.script, '127.0.0.1', String(server.port), 'git', alice.path, 'curve25519-sha256@libssh.org']);
+    assert.equal(classic.code, 0, classic.stderr);
   });
 
   test('the negotiated kex is named in the log and the metrics', async () => {

@@ -20,3 +20,8 @@ export function goSshClient(): string {
 export function sidRoot(): string {
   return built('sid-root.sh');
 }
+
+/** Paramiko's client (test/peers/paramiko/client.py) and the venv python that runs it. */
+export function paramikoClient(): { python: string; script: string } {
+  return { python: built('paramiko-peer.sh'), script: join(ROOT, 'test', 'peers', 'paramiko', 'client.py') };
+}
