@@ -30,8 +30,7 @@ const hasHeaders = existsSync(join(nodeDir, 'include', 'node', 'node.h'));
 // npm passes its own `nodedir` (Debian's npm: /usr, Node 20's headers) in the environment.
 const gypEnv = hasHeaders ? { ...process.env, npm_config_nodedir: nodeDir } : process.env;
 const headers = hasHeaders ? [`--nodedir=${nodeDir}`] : [];
-const nodeGyp = process.env.npm_config_node_gyp;
-const gypCommand = nodeGyp ? [process.execPath, nodeGyp] : ['node-gyp'];
+const nodeGyp = process.env.npm_config_node_gyp ?? npmsNodeGyp();
 
 /** The addons to rebuild: where their binding.gyp is, extra gyp arguments, and the file to load. */
 const addons = [
@@ -51,7 +50,12 @@ const addons = [
   },
 ];
 
-let failed = false;
+if (nodeGyp === undefined) {
+  console.error('node-gyp not found: run this through npm (npm run postinstall), which brings its own.');
+  process.exit(1);
+}
+
+const failed = [];
 for (const addon of addons) {
   if (addon.dir === undefined) continue;
   const built = join(addon.dir, addon.binary);
@@ -60,23 +64,26 @@ for (const addon of addons) {
     continue;
   }
   console.log(`${addon.name}: building for Node ${process.versions.node} (${process.arch})`);
-  const [command, ...prefix] = gypCommand;
-  const result = spawnSync(command, [...prefix, 'rebuild', ...headers, ...addon.args], {
+  const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', ...headers, ...addon.args], {
     cwd: addon.dir,
     env: gypEnv,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    shell: nodeGyp === undefined,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
   });
   if (result.status !== 0 || !loads(built)) {
-    failed = true;
-    console.error(`${addon.name}: the build for Node ${process.versions.node} failed (see above).`);
+    failed.push(addon.name);
+    // node-gyp's log is long and mostly compiler noise: its end says what went wrong.
+    console.error(`${(result.stderr ?? '').split('\n').slice(-30).join('\n')}\n${addon.name}: the build for Node ${process.versions.node} failed.`);
   }
 }
-if (failed) {
-  // ssh2 still works without its binding, on JavaScript crypto several times slower: say so
-  // loudly, but leave the choice to the operator (the test suite asserts the binding is in use).
+if (failed.length > 0) {
+  // ssh2 still works without them (without its binding on JavaScript crypto several times
+  // slower; without cpu-features it cannot tell whether the CPU has AES-NI): say so loudly,
+  // but leave the choice to the operator (the test suite asserts the binding is in use).
   console.error(
-    'WARNING: ssh2 will use its JavaScript crypto fallback. Install python3, make and g++, then run npm ci again.',
+    `WARNING: not built for Node ${process.versions.node}: ${failed.join(', ')}. ` +
+      'With python3, make and g++ installed, run npm ci again.',
   );
 }
 
@@ -85,6 +92,18 @@ function loads(file) {
   if (!existsSync(file)) return false;
   const probe = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', file], { stdio: 'ignore' });
   return probe.status === 0;
+}
+
+/** The node-gyp that npm bundles, for a run outside npm (which names it in the environment). */
+function npmsNodeGyp() {
+  const npmCli = process.env.npm_execpath;
+  const candidates = [
+    npmCli && join(dirname(dirname(npmCli)), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(dirname(dirname(realpathSync(process.execPath))), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+    '/usr/local/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+  ];
+  return candidates.find((file) => file && existsSync(file));
 }
 
 function optionalPackageDir(name, from) {
