@@ -4,7 +4,7 @@
 # npm ci installed: binary and headers) and this machine's npm, imported into podman as
 # $BASE_IMAGE. The Dockerfile takes it through its NODE_IMAGE build argument.
 set -euo pipefail
-BASE_IMAGE="${BASE_IMAGE:-localhost/git-sshd-node-base:node24-bookworm}""
+BASE_IMAGE="${BASE_IMAGE:-localhost/git-sshd-node-base:node24-bookworm}"
 PODMAN=(podman --storage-driver vfs)
 if "${PODMAN[@]}" image exists "$BASE_IMAGE"; then exit 0; fi
 
