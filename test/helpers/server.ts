@@ -114,7 +114,9 @@ export class TestServer {
     });
     const server = new TestServer(dir, child);
     const listening = await Promise.race([
-      server.waitForLog((line) => line.msg === 'listening', 20_000),
+      // Generous: a loaded CI machine with several servers starting at once (RSA host keys, the
+      // Kubernetes client's import) has taken over 20 s.
+      server.waitForLog((line) => line.msg === 'listening', 60_000),
       server.exited.then((code) => {
         throw new Error(`server exited with ${code} before listening: ${server.stderr.join('\n')}`);
       }),
