@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The base is an ARG so that the image can be built where registries cannot be reached
-# (the test builds a local Debian base with debootstrap and this machine's node).
-ARG NODE_IMAGE=docker.io/library/node:20-bookworm-slim
+# (the test builds a local Debian base with debootstrap and the project's Node 24).
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 # ssh2's native crypto binding (AES-GCM, chacha20-poly1305 in C) needs a compiler; without
@@ -11,11 +11,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+# postinstall applies patches/ to ssh2 and rebuilds the native addons for Node 24.
+COPY patches ./patches
+COPY scripts/postinstall.mjs ./scripts/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY scripts/build.mjs ./scripts/
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+# The image's own Node runs the server: the Node package npm installed (for hosts
+# with an older Node) is dead weight here.
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/node-linux-* node_modules/.bin/node
 
 FROM ${NODE_IMAGE} AS runtime
 # git runs the transfers; tini reaps what git leaves behind (see the README).

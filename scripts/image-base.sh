@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds a local Node 20 base image where no registry can be reached: a minimal Debian
-# bookworm from debootstrap plus this machine's node and npm, imported into podman as
+# Builds a local Node 24 base image where no registry can be reached: a minimal Debian
+# bookworm from debootstrap plus the project's Node 24 (the node-linux-<arch> package that
+# npm ci installed: binary and headers) and this machine's npm, imported into podman as
 # $BASE_IMAGE. The Dockerfile takes it through its NODE_IMAGE build argument.
 set -euo pipefail
-BASE_IMAGE="${BASE_IMAGE:-localhost/git-sshd-node-base:bookworm}"
+BASE_IMAGE="${BASE_IMAGE:-localhost/git-sshd-node-base:node24-bookworm}"
 PODMAN=(podman --storage-driver vfs)
 if "${PODMAN[@]}" image exists "$BASE_IMAGE"; then exit 0; fi
 
@@ -13,9 +14,13 @@ trap 'rm -rf "$rootfs"' EXIT
 chmod 0755 "$rootfs"
 echo "debootstrap bookworm (minbase) into $rootfs"
 debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
-node_bin="$(command -v node)"
+node_dir="$(dirname "$(dirname "$(readlink -f node_modules/.bin/node)")")"
+"$node_dir/bin/node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)' \
+  || { echo "node_modules/.bin/node is not Node >= 24: run npm ci first" >&2; exit 1; }
 npm_dir="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")"
-install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
+install -m 0755 "$node_dir/bin/node" "$rootfs/usr/local/bin/node"
+mkdir -p "$rootfs/usr/local/include"
+cp -a "$node_dir/include/node" "$rootfs/usr/local/include/node"
 mkdir -p "$rootfs/usr/local/lib/node_modules"
 cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"

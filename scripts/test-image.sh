@@ -12,6 +12,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
+export PATH="$PWD/node_modules/.bin:$PATH"
 # helm renders the chart's pod, which the test runs the image as.
 export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"
 bash scripts/tools.sh

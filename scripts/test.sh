@@ -32,6 +32,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
+# The Node the project runs on (24, from the npm registry's node-linux-<arch>), also when
+# this script is run directly rather than by `npm test`.
+export PATH="$PWD/node_modules/.bin:$PATH"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)' || {
+  echo "node_modules/.bin/node is not Node >= 24: run npm ci (see scripts/postinstall.mjs)" >&2
+  exit 1
+}
+
+# Today's clients as test peers, built once and cached under ~/.cache/git-sshd: a Debian sid
+# root with OpenSSH 10 and git 2.5x (a few minutes the first time), Go's x/crypto/ssh, Paramiko.
+bash scripts/sid-root.sh >/dev/null
+bash scripts/go-peer.sh >/dev/null
+bash scripts/paramiko-peer.sh >/dev/null
 
 # helm and helm-unittest for the chart tests, built from the Go module proxy once.
 export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"

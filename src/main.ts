@@ -20,6 +20,7 @@ import { ProxyPolicyResolver } from './proxy/policy.js';
 import { StartupLimiter } from './server/startupLimiter.js';
 import { loadHostKeys, type HostKey } from './ssh/hostkeys/hostKeys.js';
 import { announceHostKey, clientHostFor } from './ssh/hostkeys/knownHosts.js';
+import { runtimeProblem, sshNativeCrypto } from './ssh/runtime.js';
 import { SshServer } from './ssh/server.js';
 import { readVersion } from './version.js';
 import { Registry } from 'prom-client';
@@ -43,7 +44,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       })
     : undefined;
   const hostKeys = keySecret ? await keySecret.load() : loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
-  const transport = new LocalGitTransport({ baseEnv: config.gitEnv, log });
+  const transport = new LocalGitTransport({ baseEnv: config.gitEnv, uploadPack: config.uploadPack, log });
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => transport.killAll());
   let ssh: SshServer | undefined;
@@ -112,7 +113,9 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
 
   const address = await listener.listen();
   lifecycle.moveTo('ready');
-  log.info({ address: address.address, port: address.port, version, backend: config.backend, config: config.source }, 'listening');
+  const nativeCrypto = sshNativeCrypto();
+  if (!nativeCrypto) log.warn('ssh2 runs on its slow JavaScript crypto: its native binding did not load (run npm ci again, with python3, make and g++)');
+  log.info({ address: address.address, port: address.port, version, node: process.versions.node, native_crypto: nativeCrypto, backend: config.backend, config: config.source }, 'listening');
   announce = (keys) => {
     for (const key of keys) log.info(announceHostKey(key, clientHostFor(address.address), address.port), 'host key');
   };
@@ -187,6 +190,11 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
 }
 
 function main(): void {
+  const problem = runtimeProblem();
+  if (problem) {
+    process.stderr.write(`git-sshd: ${problem}\n`);
+    process.exit(EXIT_START);
+  }
   let loaded;
   try {
     loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() });

@@ -37,7 +37,10 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
 
   test('two replicas racing to create the missing Secret end up with one Secret and the same keys', async () => {
     api.createDelayMs = 300;
-    replicas.push(...(await Promise.all([startReplica(api), startReplica(api)])));
+    // Each replica is kept for after() as soon as it is up, even if the other fails to start.
+    const started = await Promise.allSettled([startReplica(api), startReplica(api)]);
+    for (const result of started) if (result.status === 'fulfilled') replicas.push(result.value);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
     const creates = api.requests.filter((req) => req.method === 'POST');
     assert.deepEqual(creates.map((req) => req.status).sort(), [201, 409], 'both tried to create it; one lost the race');
     assert.equal(api.secrets.size, 1);

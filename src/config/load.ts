@@ -272,6 +272,12 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       usersFileExplicit: raw.local.users_file !== '',
       reposDir: raw.local.repos_dir ? resolve(options.cwd, raw.local.repos_dir) : resolve(dataDir, 'repos'),
     },
+    uploadPack: {
+      allowFilter: raw.upload_pack.allow_filter,
+      allowAnySha1InWant: raw.upload_pack.allow_any_sha1_in_want,
+      allowRefInWant: raw.upload_pack.allow_ref_in_want,
+      advertiseObjectInfo: raw.upload_pack.advertise_object_info,
+    },
     gitEnv: gitEnvFrom(options.env),
     source,
   };

@@ -152,4 +152,22 @@ export const SCHEMA = {
     users_file: str('Users, keys and access; default <data_dir>/users.yml', '', 'GIT_SSHD_USERS_FILE'),
     repos_dir: str('Bare repositories; default <data_dir>/repos', '', 'GIT_SSHD_REPOS_DIR'),
   },
+  // What git-upload-pack serves beyond a plain clone; partial clone and object-info are on by
+  // default, as GitLab, GitHub and Gitea serve them. Shallow clones and deepen need no key:
+  // upload-pack always serves them.
+  upload_pack: {
+    allow_filter: bool('Partial clone (--filter=blob:none, tree:0...): git\'s uploadpack.allowFilter', true, 'GIT_SSHD_UPLOAD_PACK_ALLOW_FILTER'),
+    allow_any_sha1_in_want: bool(
+      'Fetch any object by id, which a partial clone does for the blobs it lacks (also objects no ref reaches any more): uploadpack.allowAnySHA1InWant',
+      true,
+      'GIT_SSHD_UPLOAD_PACK_ALLOW_ANY_SHA1_IN_WANT',
+    ),
+    // Off: with it advertised, a git 2.5x client's shallow clone fails against git 2.39's
+    // upload-pack ("expected 'packfile', received 'shallow-info'", test/modern.test.ts).
+    allow_ref_in_want: bool('Protocol v2 want-ref: uploadpack.allowRefInWant (breaks shallow clones of git 2.5x clients on git 2.39)', false),
+    advertise_object_info: bool(
+      'Protocol v2 object-info (object sizes without a fetch): transfer.advertiseObjectInfo (git 2.39 offers it whatever this says)',
+      true,
+    ),
+  },
 };

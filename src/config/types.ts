@@ -85,8 +85,17 @@ export interface Config {
     readonly usersFileExplicit: boolean;
     readonly reposDir: string;
   };
+  readonly uploadPack: UploadPackOptions;
   /** The environment git child processes start from (PATH, HOME), nothing else of ours. */
   readonly gitEnv: Readonly<Record<string, string>>;
   /** Where the config came from, for the start-up log line. */
   readonly source: string | undefined;
+}
+
+/** What git-upload-pack serves beyond a plain clone (section upload_pack). */
+export interface UploadPackOptions {
+  readonly allowFilter: boolean;
+  readonly allowAnySha1InWant: boolean;
+  readonly allowRefInWant: boolean;
+  readonly advertiseObjectInfo: boolean;
 }

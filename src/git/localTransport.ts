@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import type { UploadPackOptions } from '../config/types.js';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../ssh/streams.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
+import { uploadPackConfigArgs } from './uploadPackConfig.js';
 
 const SUBCOMMAND = {
   'git-upload-pack': ['upload-pack', '--strict'],
@@ -36,8 +38,11 @@ export class LocalGitTransport implements GitTransport {
   /** Process groups still running; killed if the server exits without aborting them. */
   private readonly groups = new Set<number>();
 
-  constructor(options: { baseEnv: Readonly<Record<string, string>>; log: Logger }) {
+  private readonly uploadPackArgs: readonly string[];
+
+  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack: UploadPackOptions; log: Logger }) {
     this.baseEnv = options.baseEnv;
+    this.uploadPackArgs = uploadPackConfigArgs(options.uploadPack);
     this.log = options.log;
   }
 
@@ -52,7 +57,8 @@ export class LocalGitTransport implements GitTransport {
     if (run.gitProtocol) env.GIT_PROTOCOL = run.gitProtocol;
     // Its own process group, so that an abort also stops what git started (pack-objects,
     // hooks) instead of orphaning it.
-    const child = spawn('git', [...SUBCOMMAND[run.service], run.target.repoDir], {
+    const config = run.service === 'git-upload-pack' ? this.uploadPackArgs : [];
+    const child = spawn('git', [...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,

@@ -75,6 +75,8 @@ export function run(
       clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
+    // A command that exits without reading its input closes the pipe first: EPIPE is expected.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

@@ -113,12 +113,22 @@ export class TestServer {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new TestServer(dir, child);
-    const listening = await Promise.race([
-      server.waitForLog((line) => line.msg === 'listening', 20_000),
-      server.exited.then((code) => {
-        throw new Error(`server exited with ${code} before listening: ${server.stderr.join('\n')}`);
-      }),
-    ]);
+    let listening: LogLine;
+    try {
+      listening = await Promise.race([
+        // Generous: a loaded CI machine with several servers starting at once (RSA host keys,
+        // the Kubernetes client's import) has taken over 20 s.
+        server.waitForLog((line) => line.msg === 'listening', 60_000),
+        server.exited.then((code) => {
+          throw new Error(`server exited with ${code} before listening: ${server.stderr.join('\n')}`);
+        }),
+      ]);
+    } catch (err) {
+      // A server left running would keep the test file's process alive past its tests.
+      await server.stop('SIGKILL');
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
     server.port = listening.port as number;
     const monitoring = server.logs.find((line) => line.msg === 'monitoring server listening');
     server.monitoringPort = monitoring ? (monitoring.port as number) : 0;

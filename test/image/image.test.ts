@@ -12,7 +12,7 @@ import { ROOT } from '../helpers/server.js';
  * The real Dockerfile, built with buildah and run with podman (no Docker engine here),
  * on a local base image (scripts/image-base.sh: no registry can be reached).
  */
-const BASE = process.env.BASE_IMAGE ?? 'localhost/git-sshd-node-base:bookworm';
+const BASE = process.env.BASE_IMAGE ?? 'localhost/git-sshd-node-base:node24-bookworm';
 const IMAGE = 'localhost/git-sshd:image-test';
 const PODMAN = ['--storage-driver', 'vfs'];
 const NAME = `git-sshd-image-test-${process.pid}`;
@@ -101,7 +101,8 @@ describe('the container image', () => {
     ]);
     assert.equal(run.code, 0, run.stderr);
     let ready = 0;
-    for (let attempt = 0; attempt < 100 && ready !== 200; attempt += 1) {
+    // Up to 2 minutes: a container start on a loaded CI machine (vfs storage) has taken over 20 s.
+    for (let attempt = 0; attempt < 600 && ready !== 200; attempt += 1) {
       ready = await status(webPort, '/start');
       if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -129,6 +130,9 @@ describe('the container image', () => {
     session.kill();
     const logs = podman(['logs', NAME]);
     const lines = `${logs.stdout}${logs.stderr}`.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const listening = lines.find((line) => line.msg === 'listening');
+    assert.match(String(listening?.node), /^24\./, 'the image runs Node 24');
+    assert.equal(listening?.native_crypto, true, 'ssh2\'s native crypto binding loads in the image');
     const stopped = lines.find((line) => line.msg === 'stopped');
     assert.ok(stopped, 'the drain logged its summary');
     assert.equal(stopped.cut, 1);
