@@ -1,8 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { makeKey, temporaryDir, type RunResult } from './client.js';
+import { makeKey, run, temporaryDir, type RunResult } from './client.js';
 import { ROOT } from './server.js';
 
 /** Where scripts/interop-tools.sh put the clients it built (see there). */
@@ -157,68 +157,13 @@ export function assertInteropTools(): void {
   if (missing.length > 0) throw new Error(`interop clients missing (run bash scripts/interop-tools.sh): ${missing.join(', ')}`);
 }
 
-/** Process groups still running, killed by `killAll` (an after hook), so no client outlives a failed test. */
-const running = new Set<number>();
-
-export function killAll(): void {
-  for (const pid of running) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  running.clear();
-}
-
-/**
- * Runs a command in a process group of its own (clients started by git or a shell
- * wrapper included), killed whole after `timeoutMs` or by `killAll`.
- */
+/** A client run in a process group of its own (see `run`), so nothing it starts outlives the test. */
 export function runGroup(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
-    const pid = child.pid;
-    if (pid !== undefined) running.add(pid);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    const timer = setTimeout(() => {
-      if (pid !== undefined) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // Already gone.
-        }
-      }
-    }, options.timeoutMs ?? 90_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (pid !== undefined) {
-        // What the command left behind (a client its wrapper started) goes with it.
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // Nothing left.
-        }
-        running.delete(pid);
-      }
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
-  });
+  return run(command, args, { timeoutMs: 90_000, ...options, processGroup: true });
 }
 
 /** git with core.sshCommand set to one of the clients above. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { makeWorkTree, temporaryDir, url, type RunResult } from './client.js';
+import { killProcessGroups, makeWorkTree, temporaryDir, url, type RunResult } from './client.js';
 import {
   asyncssh,
   assertInteropTools,
@@ -8,7 +8,6 @@ import {
   gitVia,
   goClient,
   hostKeyFingerprints,
-  killAll,
   libssh,
   makeInteropKey,
   openssh,
@@ -77,7 +76,7 @@ export class InteropFixture {
   }
 
   async dispose(): Promise<void> {
-    killAll();
+    killProcessGroups();
     await this.server.dispose();
   }
 }
