@@ -22,7 +22,7 @@ describe('a key re-exchange the client starts in the middle of a transfer', () =
     // ("Key-exchange timed out waiting for key negotiation"), with ssh2 unpatched too.
   ];
   for (const [name, client] of rekeying) {
-    test(`${name} re-exchanges keys every 256 KB of a 4 MB clone, and the clone is intact`, LONG, async () => {
+    test(`${name} re-exchanges keys every 256 KB of a 2.7 MB clone, and the clone is intact`, LONG, async () => {
       const { server } = fixture;
       const target = join(fixture.scratch, `rekey-${name.replace(/\W+/g, '-')}`);
       const mark = server.mark();
@@ -37,10 +37,10 @@ describe('a key re-exchange the client starts in the middle of a transfer', () =
 
   // AsyncSSH counts the bytes it sends towards its rekey limit: a push, not a clone.
   for (const [name, client] of [['OpenSSH', openssh], ['AsyncSSH', asyncssh]] as Array<[string, InteropClient]>) {
-    test(`${name} re-exchanges keys during a 4 MB push, and the pushed history is intact`, LONG, async () => {
+    test(`${name} re-exchanges keys during a 2.7 MB push, and the pushed history is intact`, LONG, async () => {
       const { server } = fixture;
       const repo = `team/upload-${name.toLowerCase()}`;
-      const work = makeWorkTree({ 'upload.bin': randomBytes(4 * 1024 * 1024).toString('base64') });
+      const work = makeWorkTree({ 'upload.bin': randomBytes(2 * 1024 * 1024).toString('base64') });
       const mark = server.mark();
       const pushed = await gitVia(client, fixture.ed25519, ['push', url(server.port, repo), 'main'], { cwd: work, ssh: { rekeyBytes: 256 * 1024 } });
       assert.equal(pushed.code, 0, pushed.stderr);

@@ -26,7 +26,7 @@ export const LONG = { timeout: 600_000 };
 
 /**
  * What every interop test file starts from: an Ed25519 and an RSA key for alice (admin),
- * a server, and `team/app` pushed with OpenSSH; `team/big` (4 MB that do not compress)
+ * a server, and `team/app` pushed with OpenSSH; `team/big` (2 MB of random bytes, base64)
  * when asked for.
  */
 export class InteropFixture {
@@ -56,7 +56,7 @@ export class InteropFixture {
     const seeded = await gitVia(openssh, ed25519, ['push', url(server.port, 'team/app'), 'main'], { cwd: makeWorkTree() });
     assert.equal(seeded.code, 0, seeded.stderr);
     if (options.big) {
-      const big = makeWorkTree({ 'blob.bin': randomBytes(4 * 1024 * 1024).toString('base64') });
+      const big = makeWorkTree({ 'blob.bin': randomBytes(2 * 1024 * 1024).toString('base64') });
       const pushed = await gitVia(openssh, ed25519, ['push', url(server.port, 'team/big'), 'main'], { cwd: big });
       assert.equal(pushed.code, 0, pushed.stderr);
     }
