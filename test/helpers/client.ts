@@ -54,25 +54,57 @@ export function sshCommand(key: ClientKey, port: number): string {
   return ['ssh', ...sshArgs(key, port)].join(' ');
 }
 
+/** Process groups `run` started (`processGroup`) that are still running. */
+const processGroups = new Set<number>();
+
+/** Kills every process group `run` started and that still runs (for after hooks). */
+export function killProcessGroups(): void {
+  for (const pid of processGroups) killGroup(pid);
+  processGroups.clear();
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Runs a command, killed after `timeoutMs`. With `processGroup`, it runs in a group of its
+ * own, killed whole (what a wrapper or git started included) on timeout and once it exits.
+ */
 export function run(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number; processGroup?: boolean } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: options.processGroup === true,
     });
+    const group = options.processGroup === true ? child.pid : undefined;
+    if (group !== undefined) processGroups.add(group);
+    const kill = (): void => {
+      if (group === undefined) child.kill('SIGKILL');
+      else killGroup(group);
+    };
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(kill, options.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      if (group !== undefined) {
+        killGroup(group);
+        processGroups.delete(group);
+      }
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
     // A command that exits without reading its input closes the pipe first: EPIPE is expected.
