@@ -17,6 +17,7 @@ import { Listener } from './server/listener.js';
 import { peerOf } from './server/address.js';
 import { ProxyGate } from './proxy/gate.js';
 import { ProxyPolicyResolver } from './proxy/policy.js';
+import { SourcePenalties } from './server/sourcePenalties.js';
 import { StartupLimiter } from './server/startupLimiter.js';
 import { loadHostKeys } from './ssh/hostkeys/hostKeys.js';
 import { SshServer } from './ssh/server.js';
@@ -46,12 +47,14 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => transport.killAll());
   let ssh: SshServer | undefined;
+  let penalties: SourcePenalties | undefined;
   const metrics = new Metrics(
     new Registry(),
     {
       lifecycleState: () => lifecycle.state,
       drainSeconds: () => lifecycle.drainSeconds,
       bytes: () => ssh?.bytes() ?? { received: 0, sent: 0 },
+      penalisedSources: () => penalties?.activeCount ?? 0,
     },
     version,
   );
@@ -73,6 +76,15 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   }
   const { sshd } = config;
   const startupLimiter = new StartupLimiter({ maxStartups: sshd.maxStartups, perSource: sshd.perSourceMaxStartups });
+  penalties = new SourcePenalties({
+    settings: sshd.perSourcePenalties,
+    blockSize: sshd.perSourceNetBlockSize,
+    log,
+    onPenalty: (reason) => metrics.sourcePenalties.inc({ reason }),
+  });
+  // A load balancer's own connections (no PROXY header, LOCAL, health checks) carry no
+  // client's address: penalising it would refuse everyone behind it.
+  if (sshd.proxyProtocol) for (const range of sshd.proxyAllowed) penalties.exemptRange(range);
   ssh = new SshServer({
     config,
     hostKeys,
@@ -81,6 +93,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     log,
     metrics,
     startupLimiter,
+    penalties,
     signal: lifecycle.root.signal,
     drainSignal: lifecycle.drain.signal,
     version,
