@@ -26,6 +26,8 @@ import { Registry } from 'prom-client';
 
 const EXIT_CONFIG = 2;
 const EXIT_START = 1;
+/** At exit, how long git processes cut at the end of the grace period get to end cleanly. */
+const SETTLE_AT_EXIT_MS = 800;
 
 /** The composition root: config, then every object, wired; then signals. */
 async function start(config: Config, warnings: readonly string[], log: Logger): Promise<void> {
@@ -148,7 +150,8 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
         oldestConnectionAgeMs: () => sshServer.oldestConnectionAgeMs(),
       },
     })
-      .then(() => Promise.all([backend.close(), monitoring?.close()]))
+      // git got EOF at the cut; what has not ended by itself yet gets SIGTERM before we exit.
+      .then(() => Promise.all([backend.close(), monitoring?.close(), transport.settle(SETTLE_AT_EXIT_MS)]))
       .catch((err: unknown) => log.error({ err }, 'error while stopping'))
       .then(() => {
         log.flush();
