@@ -3,6 +3,7 @@ import type { AccessBackend } from './backends/backend.js';
 import { GitlabApiClient } from './backends/gitlab/apiClient.js';
 import { GitlabBackend } from './backends/gitlab/gitlabBackend.js';
 import { LocalBackend } from './backends/local/localBackend.js';
+import { sweepStaleIncoming } from './backends/local/staleIncoming.js';
 import { UsersStore } from './backends/local/usersStore.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -28,6 +29,8 @@ const EXIT_CONFIG = 2;
 const EXIT_START = 1;
 /** At exit, how long git processes cut at the end of the grace period get to end cleanly. */
 const SETTLE_AT_EXIT_MS = 800;
+/** How often repositories are swept for partial pushes a crash left. */
+const STALE_INCOMING_SWEEP_MS = 3_600_000;
 
 /** The composition root: config, then every object, wired; then signals. */
 async function start(config: Config, warnings: readonly string[], log: Logger): Promise<void> {
@@ -187,6 +190,15 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
     });
   }
   mkdirSync(config.local.reposDir, { recursive: true, mode: 0o750 });
+  if (config.local.staleIncomingAfterMs > 0) {
+    sweepStaleIncoming({
+      reposDir: config.local.reposDir,
+      olderThanMs: config.local.staleIncomingAfterMs,
+      everyMs: Math.min(STALE_INCOMING_SWEEP_MS, config.local.staleIncomingAfterMs),
+      log,
+      onRemoved: (count) => metrics.staleIncomingRemoved.inc(count),
+    });
+  }
   const users = new UsersStore({ file: config.local.usersFile, createIfMissing: !config.local.usersFileExplicit, log });
   users.watch();
   return new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });
