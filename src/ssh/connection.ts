@@ -9,7 +9,9 @@ import type { DropReason, Metrics } from '../monitoring/metrics.js';
 import { PublicKeyAuth, type AuthOutcome } from './auth.js';
 import { rejectChannel } from './channelOpen.js';
 import type { PhaseTracker } from './phase.js';
+import { refuseSession } from './refusedSession.js';
 import { Session, type SessionRecord } from './session.js';
+import type { Held, UserLimit, UserLimits } from './userLimits.js';
 
 /** Sessions kept for the summary line of a long multiplexed connection; the rest are counted. */
 const MAX_RECORDS = 50;
@@ -36,6 +38,10 @@ export interface ConnectionOptions {
   readonly publicKeyAlgorithms: readonly string[];
   readonly concurrentSessionsLimit: number;
   readonly maxAuthTries: number;
+  /** Per-user caps on connections and sessions, shared by all connections. */
+  readonly userLimits: UserLimits;
+  /** 0 = sessions are never closed for being idle. */
+  readonly sessionIdleTimeoutMs: number;
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
   /** Child logger carrying the correlation id and client address. */
@@ -77,6 +83,8 @@ export class Connection {
   private stopping = false;
   private sessionsCut = 0;
   private cutting = false;
+  /** This connection's place under the per-user connection cap; none when over it. */
+  private userConnection: Held | undefined;
   readonly closed: Promise<void>;
 
   constructor(options: ConnectionOptions) {
@@ -95,6 +103,7 @@ export class Connection {
         options.signal.removeEventListener('abort', onStop);
         options.drainSignal.removeEventListener('abort', onDrain);
         this.abort.abort(new Error('connection closed'));
+        this.userConnection?.release();
         void Promise.allSettled(this.sessions.values()).then(() => {
           if (this.serverError) metrics.sliConnectionErrors.inc();
           this.logSummary();
@@ -165,6 +174,7 @@ export class Connection {
       metrics.sessionEstablishedDuration.observe((performance.now() - options.acceptedAt) / 1000);
       options.phase.move('idle');
       log.info({ user: identity?.username, key_fingerprint: identity?.keyFingerprint }, 'authenticated');
+      if (identity) this.userConnection = options.userLimits.acquire('connections', identity.username);
       // Authenticated during the drain: it may run what it came for, then it leaves.
       if (options.drainSignal.aborted) this.leaveWhenIdle(DRAIN_IDLE_MS);
     });
@@ -201,6 +211,11 @@ export class Connection {
       rejectChannel(client, reject, 'resource_shortage', 'too many concurrent sessions');
       return;
     }
+    const userSession = this.userSession(identity.username);
+    if (typeof userSession === 'string') {
+      void refuseSession(accept(), userSession, log);
+      return;
+    }
     const openedAt = performance.now();
     metrics.sliSessions.inc();
     const session = new Session({
@@ -215,8 +230,10 @@ export class Connection {
       correlationId: this.options.correlationId,
       clientIp: this.options.clientIp,
       onViolation: (reason) => this.drop('protocol_violation', reason),
+      idleTimeoutMs: this.options.sessionIdleTimeoutMs,
     });
     const done = session.done.then((record) => {
+      userSession.release();
       this.sessions.delete(session);
       metrics.sessionDuration.observe((performance.now() - openedAt) / 1000);
       if (record && this.records.length < MAX_RECORDS) this.records.push(record);
@@ -229,6 +246,23 @@ export class Connection {
     });
     this.sessions.set(session, done);
     this.options.phase.move('active');
+  }
+
+  /**
+   * A place under the user's caps for one more session; when this connection is over the
+   * user's connection cap, or the user runs as many sessions as allowed, the refusal is
+   * counted and logged, and what is returned is the message that tells the user why.
+   */
+  private userSession(user: string): Held | string {
+    const { userLimits, metrics, log } = this.options;
+    const limit: UserLimit | undefined = this.userConnection === undefined ? 'connections' : undefined;
+    const held = limit ? undefined : userLimits.acquire('sessions', user);
+    if (held) return held;
+    const refused: UserLimit = limit ?? 'sessions';
+    const max = userLimits.limitOf(refused);
+    metrics.userLimitRefusals.inc({ limit: refused });
+    log.warn({ user, limit: refused, max }, 'user limit reached; session refused');
+    return `git-sshd: ${user} already has ${max} ${refused === 'connections' ? 'connections' : 'sessions running'} open (the most one user may have at once); close some or wait for them to finish, then retry.`;
   }
 
   /**

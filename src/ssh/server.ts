@@ -16,6 +16,7 @@ import { buildAlgorithms } from './algorithms.js';
 import { Connection } from './connection.js';
 import type { HostKey } from './hostkeys/hostKeys.js';
 import { PhaseTracker } from './phase.js';
+import { UserLimits } from './userLimits.js';
 
 interface Pending {
   readonly remote: ClientAddress;
@@ -64,12 +65,14 @@ export class SshServer {
   private readonly live = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly clientSoftware = new BoundedLabels(CLIENT_SOFTWARE_LABELS);
+  private readonly userLimits: UserLimits;
   private closedBytes = { received: 0, sent: 0 };
   private lastBytes = { received: 0, sent: 0 };
   private emptyWaiters: Array<() => void> = [];
 
   constructor(options: SshServerOptions) {
     this.options = options;
+    this.userLimits = new UserLimits({ maxConnections: options.config.sshd.maxConnectionsPerUser, maxSessions: options.config.sshd.maxSessionsPerUser });
     this.server = this.createServer(options.hostKeys);
     // A socket whose client never sent its banner has no Connection to close it.
     options.signal.addEventListener('abort', () => {
@@ -235,6 +238,8 @@ export class SshServer {
       publicKeyAlgorithms: sshd.publicKeyAlgorithms,
       concurrentSessionsLimit: sshd.concurrentSessionsLimit,
       maxAuthTries: sshd.maxAuthTries,
+      userLimits: this.userLimits,
+      sessionIdleTimeoutMs: sshd.sessionIdleTimeoutMs,
       backend: this.options.backend,
       transport: this.options.transport,
       log: pending.log,
