@@ -30,6 +30,12 @@ const DRAIN_IDLE_MS = 1000;
 const NOTICE_TIMEOUT_MS = 400;
 const SHUTDOWN_CLOSE_TIMEOUT_MS = 500;
 const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this session; please retry.\n';
+/**
+ * Also sent as the SSH disconnect message, which needs no channel window: a slow client
+ * whose window is full of pack data never gets the stderr notice, but OpenSSH prints this
+ * ("Received disconnect from HOST port N:11: ...") as soon as it arrives.
+ */
+const SHUTDOWN_DISCONNECT = 'git-sshd: the server is shutting down; please retry';
 
 export interface ConnectionOptions {
   readonly client: Ssh2Connection;
@@ -288,27 +294,30 @@ export class Connection {
       this.sessionsCut = cut;
       this.options.metrics.sessionsCutAtShutdown.inc(cut);
       this.options.log.warn({ sessions: cut }, 'grace period over: sessions cut');
-      this.drop('shutdown', 'server stopping: grace period over', SHUTDOWN_CLOSE_TIMEOUT_MS);
+      this.drop('shutdown', 'server stopping: grace period over', SHUTDOWN_CLOSE_TIMEOUT_MS, SHUTDOWN_DISCONNECT);
     } else {
       this.stop('server stopping', SHUTDOWN_CLOSE_TIMEOUT_MS);
     }
   }
 
   /** Closes the connection for a reason the server chose, counted by reason. */
-  private drop(reason: DropReason, detail: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
+  private drop(reason: DropReason, detail: string, closeTimeoutMs = CLOSE_TIMEOUT_MS, toClient?: string): void {
     if (this.stopping) return;
     this.options.metrics.connectionsDropped.inc({ reason });
-    this.stop(detail, closeTimeoutMs);
+    this.stop(detail, closeTimeoutMs, toClient);
   }
 
-  /** Ends the connection now: sessions are aborted, their git processes killed. */
-  stop(reason: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
+  /**
+   * Ends the connection now: sessions are aborted, their git processes ended. `toClient`
+   * goes in the SSH disconnect message (ssh2 patched in patches/ to carry one).
+   */
+  stop(reason: string, closeTimeoutMs = CLOSE_TIMEOUT_MS, toClient?: string): void {
     if (this.stopping) return;
     this.stopping = true;
     this.options.onStopping?.();
     this.closeReason ??= reason;
     this.abort.abort(new Error(reason));
-    this.options.client.end();
+    (this.options.client.end as (description?: string) => void).call(this.options.client, toClient);
     // end() only half-closes: a peer that never closes its side must not hold us open.
     setTimeout(() => this.options.socket.destroy(), closeTimeoutMs).unref();
   }
