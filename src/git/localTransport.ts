@@ -18,11 +18,12 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null): number 
 }
 
 /**
- * After its stdin is closed, how long git gets to end by itself before SIGTERM. EOF is how
- * OpenSSH's sshd ends a session whose client left: receive-pack then fails an incomplete
- * push and removes its objects/tmp_objdir-incoming-* (a signal leaves it behind, megabytes
- * that gc keeps for two weeks), or finishes one it has wholly received; upload-pack exits.
- * Generous, since git may still be checking a large push it has all of.
+ * After its stdin is closed, how long receive-pack gets to end by itself before SIGTERM.
+ * EOF is how OpenSSH's sshd ends a session whose client left: receive-pack then fails an
+ * incomplete push and removes its objects/tmp_objdir-incoming-* (a signal leaves it behind,
+ * megabytes that gc keeps for two weeks), or finishes one it has wholly received. Generous,
+ * since git may still be checking a large push it has all of. upload-pack and
+ * upload-archive, which write nothing, get SIGTERM at once.
  */
 const EOF_GRACE_MS = 30_000;
 /** After SIGTERM, how long git (and hooks that trap TERM) get before SIGKILL. */
@@ -93,23 +94,28 @@ export class LocalGitTransport implements GitTransport {
     let killTimer: NodeJS.Timeout | undefined;
     let leaderExited = false;
     // git's output reaches the client through these, so that ending the session can detach
-    // them and keep draining git's pipes: a git that writes to a closed pipe dies of SIGPIPE
-    // half-way through its clean-up.
+    // them from git's pipes and decide what becomes of those.
     const stdout = child.stdout.pipe(new PassThrough());
     const stderr = child.stderr.pipe(new PassThrough());
+    const writesRepository = run.service === 'git-receive-pack';
     const kill = (): void => {
       if (group === undefined || termTimer || leaderExited) return;
       for (const pipe of [child.stdout, child.stderr]) {
         pipe.unpipe();
-        pipe.resume();
+        // receive-pack's output is drained: writing to a closed pipe it would die of SIGPIPE
+        // half-way through removing its incoming objects. upload-pack and upload-archive only
+        // read: a closed pipe ends them (and pack-objects) at once, as when sshd closes the channel.
+        if (writesRepository) pipe.resume();
+        else pipe.destroy();
       }
       run.stdin.unpipe(child.stdin);
       // Closed, not ended: what the client sent and git has not read yet is dropped.
       child.stdin.destroy();
+      // A reading git has nothing to clean up: no reason to let pack-objects compute on.
       termTimer = setTimeout(() => {
         signalGroup(group, 'SIGTERM');
         killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), KILL_AFTER_MS).unref();
-      }, EOF_GRACE_MS).unref();
+      }, writesRepository ? EOF_GRACE_MS : 0).unref();
     };
     run.signal.addEventListener('abort', kill, { once: true });
     let pipesTimer: NodeJS.Timeout | undefined;
