@@ -1,9 +1,6 @@
 import type { Socket } from 'node:net';
 import type { PenaltyReason } from './sourcePenalties.js';
 
-/** How long a refused peer gets to take our one line before its socket is destroyed. */
-const REFUSAL_LINGER_MS = 1000;
-
 /** What became of a connection before it authenticated: decides the penalty its source earns. */
 export class PreAuthOutcome {
   sawBanner = false;
@@ -31,6 +28,8 @@ export class PreAuthOutcome {
  */
 export function refuseBeforeBanner(socket: Socket, line: string): void {
   if (socket.destroyed) return;
-  socket.end(`${line}\r\n`);
-  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+  // A line this short goes to the kernel at once; closing right after (as OpenSSH does)
+  // means a flood of refused connections holds no sockets at all.
+  socket.write(`${line}\r\n`);
+  socket.destroy();
 }
