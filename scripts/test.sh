@@ -20,6 +20,9 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+# ssh-audit 3.x runs its DHEat connection-rate check against us (bookworm's 2.5 has none): a venv.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing: ${missing[*]}"
@@ -54,6 +57,15 @@ export PATH="$GIT_SSHD_TOOLS:$PATH" HELM="$GIT_SSHD_TOOLS/helm" HELM_UNITTEST="$
 # PuTTY, Dropbear, Paramiko, AsyncSSH, Go's x/crypto/ssh and libssh clients for test/interop.test.ts.
 export GIT_SSHD_INTEROP="${GIT_SSHD_INTEROP:-$HOME/.cache/git-sshd/interop}"
 bash scripts/interop-tools.sh
+
+# ssh-audit 3.9 (bookworm's 2.5 has no DHEat rate check) for test/preauthFlood.test.ts.
+SSH_AUDIT_VENV="${HOME}/.cache/git-sshd/ssh-audit"
+if [ ! -x "$SSH_AUDIT_VENV/bin/ssh-audit" ]; then
+  echo "installing ssh-audit 3.9.0 into $SSH_AUDIT_VENV (once; under a minute)"
+  python3 -m venv "$SSH_AUDIT_VENV"
+  "$SSH_AUDIT_VENV/bin/pip" install -q --disable-pip-version-check ssh-audit==3.9.0
+fi
+export SSH_AUDIT="$SSH_AUDIT_VENV/bin/ssh-audit"
 
 npm run --silent build
 npm run --silent typecheck

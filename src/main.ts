@@ -3,6 +3,7 @@ import type { AccessBackend } from './backends/backend.js';
 import { GitlabApiClient } from './backends/gitlab/apiClient.js';
 import { GitlabBackend } from './backends/gitlab/gitlabBackend.js';
 import { LocalBackend } from './backends/local/localBackend.js';
+import { sweepStaleIncoming } from './backends/local/staleIncoming.js';
 import { UsersStore } from './backends/local/usersStore.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -17,6 +18,7 @@ import { Listener } from './server/listener.js';
 import { peerOf } from './server/address.js';
 import { ProxyGate } from './proxy/gate.js';
 import { ProxyPolicyResolver } from './proxy/policy.js';
+import { SourcePenalties } from './server/sourcePenalties.js';
 import { StartupLimiter } from './server/startupLimiter.js';
 import { loadHostKeys, type HostKey } from './ssh/hostkeys/hostKeys.js';
 import { announceHostKey, clientHostFor } from './ssh/hostkeys/knownHosts.js';
@@ -27,6 +29,10 @@ import { Registry } from 'prom-client';
 
 const EXIT_CONFIG = 2;
 const EXIT_START = 1;
+/** At exit, how long git processes cut at the end of the grace period get to end cleanly. */
+const SETTLE_AT_EXIT_MS = 800;
+/** How often repositories are swept for partial pushes a crash left. */
+const STALE_INCOMING_SWEEP_MS = 3_600_000;
 
 /** The composition root: config, then every object, wired; then signals. */
 async function start(config: Config, warnings: readonly string[], log: Logger): Promise<void> {
@@ -48,12 +54,14 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => transport.killAll());
   let ssh: SshServer | undefined;
+  let penalties: SourcePenalties | undefined;
   const metrics = new Metrics(
     new Registry(),
     {
       lifecycleState: () => lifecycle.state,
       drainSeconds: () => lifecycle.drainSeconds,
       bytes: () => ssh?.bytes() ?? { received: 0, sent: 0 },
+      penalisedSources: () => penalties?.activeCount ?? 0,
     },
     version,
   );
@@ -75,6 +83,15 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   }
   const { sshd } = config;
   const startupLimiter = new StartupLimiter({ maxStartups: sshd.maxStartups, perSource: sshd.perSourceMaxStartups });
+  penalties = new SourcePenalties({
+    settings: sshd.perSourcePenalties,
+    blockSize: sshd.perSourceNetBlockSize,
+    log,
+    onPenalty: (reason) => metrics.sourcePenalties.inc({ reason }),
+  });
+  // A load balancer's own connections (no PROXY header, LOCAL, health checks) carry no
+  // client's address: penalising it would refuse everyone behind it.
+  if (sshd.proxyProtocol) for (const range of sshd.proxyAllowed) penalties.exemptRange(range);
   ssh = new SshServer({
     config,
     hostKeys,
@@ -83,6 +100,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     log,
     metrics,
     startupLimiter,
+    penalties,
     signal: lifecycle.root.signal,
     drainSignal: lifecycle.drain.signal,
     version,
@@ -148,7 +166,8 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
         oldestConnectionAgeMs: () => sshServer.oldestConnectionAgeMs(),
       },
     })
-      .then(() => Promise.all([backend.close(), monitoring?.close()]))
+      // git got EOF at the cut; what has not ended by itself yet gets SIGTERM before we exit.
+      .then(() => Promise.all([backend.close(), monitoring?.close(), transport.settle(SETTLE_AT_EXIT_MS)]))
       .catch((err: unknown) => log.error({ err }, 'error while stopping'))
       .then(() => {
         log.flush();
@@ -184,6 +203,15 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
     });
   }
   mkdirSync(config.local.reposDir, { recursive: true, mode: 0o750 });
+  if (config.local.staleIncomingAfterMs > 0) {
+    sweepStaleIncoming({
+      reposDir: config.local.reposDir,
+      olderThanMs: config.local.staleIncomingAfterMs,
+      everyMs: Math.min(STALE_INCOMING_SWEEP_MS, config.local.staleIncomingAfterMs),
+      log,
+      onRemoved: (count) => metrics.staleIncomingRemoved.inc(count),
+    });
+  }
   const users = new UsersStore({ file: config.local.usersFile, createIfMissing: !config.local.usersFileExplicit, log });
   users.watch();
   return new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });

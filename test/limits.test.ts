@@ -11,12 +11,15 @@ import { adminUsers, TestServer } from './helpers/server.js';
 
 const { Client } = ssh2;
 
-/** A raw TCP connection to the SSH port, kept open; resolves once the server's banner arrived or the socket closed. */
+/**
+ * A raw TCP connection to the SSH port, kept open; resolves once the server's banner arrived
+ * (admitted) or the socket closed or a refusal line such as "Exceeded MaxStartups" came instead.
+ */
 async function rawConnection(port: number, localAddress = '127.0.0.1'): Promise<{ socket: Socket; admitted: boolean }> {
   const socket = connect({ host: '127.0.0.1', port, localAddress });
   socket.on('error', () => undefined);
   const admitted = await new Promise<boolean>((resolve) => {
-    socket.once('data', () => resolve(true));
+    socket.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1').startsWith('SSH-')));
     socket.once('close', () => resolve(false));
   });
   return { socket, admitted };

@@ -1,3 +1,4 @@
+import { parseNetBlockSize } from '../server/netblock.js';
 import { isIP } from 'node:net';
 import { SUPPORTED_ALGORITHMS, UNSERVABLE_KEX } from './algorithms.js';
 import { DURATION_HELP, parseDurationMs } from './duration.js';
@@ -174,6 +175,12 @@ export const FORMATS = {
       if (!Number.isInteger(value) || (value as number) < 0) throw invalid('must be an integer of 0 or more', value);
     },
     coerce: integerOrAsIs,
+  },
+  'net-block-size': {
+    validate(value: unknown): void {
+      if (parseNetBlockSize(value) === undefined) throw invalid('must be "v4:v6" prefix lengths such as "32:64" (v4 1-32, v6 1-128)', value);
+    },
+    coerce: (value: string): string => value,
   },
   'max-startups': {
     validate(value: unknown): void {

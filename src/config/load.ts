@@ -6,6 +6,8 @@ import { ERR_CONFIG, GitSshdError } from '../errors.js';
 import { parseDurationMs } from './duration.js';
 import { booleanOrAsIs, FORMATS, parseListenAddress, parseMaxStartups } from './formats.js';
 import { METRICS_PATH, SCHEMA } from './schema.js';
+import { parseNetBlockSize, type NetBlockSize } from '../server/netblock.js';
+import type { PenaltySettings } from '../server/sourcePenalties.js';
 import type { BackendKind, Config, ListenAddress, LogLevel, MaxStartups, ProxyPolicy } from './types.js';
 
 export interface LoadOptions {
@@ -243,6 +245,12 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       maxStartups: parseMaxStartups(raw.sshd.max_startups) as MaxStartups,
       perSourceMaxStartups: raw.sshd.per_source_max_startups,
       maxAuthTries: raw.sshd.max_auth_tries,
+      bannerTimeoutMs: durationMs(raw.sshd.banner_timeout),
+      perSourceNetBlockSize: parseNetBlockSize(raw.sshd.per_source_net_block_size) as NetBlockSize,
+      perSourcePenalties: penaltySettings(raw.sshd.per_source_penalties),
+      maxConnectionsPerUser: raw.sshd.max_connections_per_user,
+      maxSessionsPerUser: raw.sshd.max_sessions_per_user,
+      sessionIdleTimeoutMs: durationMs(raw.sshd.session_idle_timeout),
       gracePeriodMs: durationMs(raw.sshd.grace_period),
       loginGraceTimeMs: durationMs(raw.sshd.login_grace_time),
       readinessProbe: raw.sshd.readiness_probe,
@@ -271,6 +279,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       usersFile: raw.local.users_file ? resolve(options.cwd, raw.local.users_file) : resolve(dataDir, 'users.yml'),
       usersFileExplicit: raw.local.users_file !== '',
       reposDir: raw.local.repos_dir ? resolve(options.cwd, raw.local.repos_dir) : resolve(dataDir, 'repos'),
+      staleIncomingAfterMs: durationMs(raw.local.stale_incoming_after),
     },
     uploadPack: {
       allowFilter: raw.upload_pack.allow_filter,
@@ -282,6 +291,21 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     source,
   };
   return { config: deepFreeze(config), warnings };
+}
+
+function penaltySettings(raw: Record<string, any>): PenaltySettings {
+  return {
+    enabled: raw.enabled,
+    durationsMs: {
+      noauth: durationMs(raw.noauth),
+      authfail: durationMs(raw.authfail),
+      banner_timeout: durationMs(raw.banner_timeout),
+      grace_exceeded: durationMs(raw.grace_exceeded),
+    },
+    minMs: durationMs(raw.min),
+    maxMs: Math.max(durationMs(raw.max), durationMs(raw.min)),
+    exempt: raw.exempt,
+  };
 }
 
 /** The namespace named in the config, else the one the service account token is for. */

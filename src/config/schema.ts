@@ -108,6 +108,28 @@ export const SCHEMA = {
       default: 0,
     },
     max_auth_tries: { doc: 'Failed authentication attempts before the connection is closed', format: 'positive-int', default: 6 },
+    banner_timeout: duration('Time from connect (after any PROXY header) for the client to send its SSH banner; 0 = no limit', '10s'),
+    per_source_net_block_size: {
+      doc: 'Prefix lengths "v4:v6" that group addresses into one source for per-source limits and penalties',
+      format: 'net-block-size',
+      default: '32:64',
+    },
+    per_source_penalties: {
+      enabled: bool('Refuse, for a while, sources whose connections end without authenticating (OpenSSH PerSourcePenalties)', true, 'GIT_SSHD_PER_SOURCE_PENALTIES'),
+      noauth: duration('Penalty per connection closed without an authentication attempt', '1s'),
+      authfail: duration('Penalty per connection closed after failed authentication only', '5s'),
+      banner_timeout: duration('Penalty per connection dropped at banner_timeout', '10s'),
+      grace_exceeded: duration('Penalty per connection dropped at login_grace_time', '20s'),
+      min: duration('Accrued penalty at which a source is refused', '15s'),
+      max: duration('Longest refusal at a time (repeat offenders double up to it)', '10m'),
+      exempt: {
+        ...list('Addresses and CIDR ranges never penalised (load balancers without PROXY protocol, NAT gateways); sshd.proxy_allowed is always exempt', ['127.0.0.0/8', '::1'], 'GIT_SSHD_PENALTY_EXEMPT'),
+        format: 'address-range-list',
+      },
+    },
+    max_connections_per_user: { doc: 'Authenticated connections one user may hold at once; 0 = no limit', format: 'non-negative-int', default: 50 },
+    max_sessions_per_user: { doc: 'Sessions (git processes) one user may run at once, over all connections; 0 = no limit', format: 'non-negative-int', default: 50 },
+    session_idle_timeout: duration('Close a session whose channel has been silent both ways this long; 0 = never', '10m'),
     grace_period: duration('Drain time after SIGTERM', '10s', 'GIT_SSHD_GRACE_PERIOD'),
     login_grace_time: duration('Time to authenticate; 0 = no limit', '60s'),
     readiness_probe: { doc: 'Readiness path', format: 'http-path', default: '/start' },
@@ -151,6 +173,7 @@ export const SCHEMA = {
     data_dir: str('Directory of the embedded backend', './data', 'GIT_SSHD_DATA_DIR'),
     users_file: str('Users, keys and access; default <data_dir>/users.yml', '', 'GIT_SSHD_USERS_FILE'),
     repos_dir: str('Bare repositories; default <data_dir>/repos', '', 'GIT_SSHD_REPOS_DIR'),
+    stale_incoming_after: duration('Remove objects/tmp_objdir-incoming-* (partial pushes a crash left) untouched this long; 0 = never', '6h'),
   },
   // What git-upload-pack serves beyond a plain clone; partial clone and object-info are on by
   // default, as GitLab, GitHub and Gitea serve them. Shallow clones and deepen need no key:

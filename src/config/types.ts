@@ -1,3 +1,5 @@
+import type { NetBlockSize } from '../server/netblock.js';
+import type { PenaltySettings } from '../server/sourcePenalties.js';
 export type ProxyPolicy = 'use' | 'require' | 'ignore' | 'reject';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type BackendKind = 'local' | 'gitlab';
@@ -50,6 +52,16 @@ export interface Config {
     /** 0 = no per-address limit. */
     readonly perSourceMaxStartups: number;
     readonly maxAuthTries: number;
+    /** 0 = no limit. */
+    readonly bannerTimeoutMs: number;
+    readonly perSourceNetBlockSize: NetBlockSize;
+    readonly perSourcePenalties: PenaltySettings;
+    /** 0 = no limit. */
+    readonly maxConnectionsPerUser: number;
+    /** 0 = no limit. */
+    readonly maxSessionsPerUser: number;
+    /** 0 = never. */
+    readonly sessionIdleTimeoutMs: number;
     readonly gracePeriodMs: number;
     readonly loginGraceTimeMs: number;
     readonly readinessProbe: string;
@@ -84,6 +96,8 @@ export interface Config {
     /** Whether users_file was named by the operator (a missing one is then an error). */
     readonly usersFileExplicit: boolean;
     readonly reposDir: string;
+    /** 0 = never. */
+    readonly staleIncomingAfterMs: number;
   };
   readonly uploadPack: UploadPackOptions;
   /** The environment git child processes start from (PATH, HOME), nothing else of ours. */

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { UploadPackOptions } from '../config/types.js';
+import { PassThrough } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../ssh/streams.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
@@ -18,8 +19,19 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (signal ? (constants.signals[signal] ?? 15) : 0);
 }
 
+/**
+ * After its stdin is closed, how long receive-pack gets to end by itself before SIGTERM.
+ * EOF is how OpenSSH's sshd ends a session whose client left: receive-pack then fails an
+ * incomplete push and removes its objects/tmp_objdir-incoming-* (a signal leaves it behind,
+ * megabytes that gc keeps for two weeks), or finishes one it has wholly received. Generous,
+ * since git may still be checking a large push it has all of. upload-pack and
+ * upload-archive, which write nothing, get SIGTERM at once.
+ */
+const EOF_GRACE_MS = 30_000;
 /** After SIGTERM, how long git (and hooks that trap TERM) get before SIGKILL. */
 const KILL_AFTER_MS = 5000;
+/** At the shutdown cut, what is left of `settle`'s time after EOF goes to SIGTERM. */
+const SETTLE_TERM_SHARE = 0.6;
 /** After git exits, how long its output pipes may stay open (a hook's background child holding them). */
 const PIPES_AFTER_EXIT_MS = 5000;
 
@@ -31,12 +43,18 @@ function signalGroup(group: number, signal: NodeJS.Signals): void {
   }
 }
 
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 /** Runs git in a child process on a repository on local disk. */
 export class LocalGitTransport implements GitTransport {
   private readonly baseEnv: Readonly<Record<string, string>>;
   private readonly log: Logger;
   /** Process groups still running; killed if the server exits without aborting them. */
   private readonly groups = new Set<number>();
+  /** How to end each running git gently, and when it has exited. */
+  private readonly running = new Map<number, { readonly end: () => void; readonly exited: Promise<unknown> }>();
 
   private readonly uploadPackArgs: readonly string[];
 
@@ -49,6 +67,19 @@ export class LocalGitTransport implements GitTransport {
   /** SIGKILLs every git process group still running (for process exit). */
   killAll(): void {
     for (const group of this.groups) signalGroup(group, 'SIGKILL');
+  }
+
+  /**
+   * The shutdown cut: every git still running gets EOF (if it has not yet), then SIGTERM
+   * once most of `timeoutMs` has passed; resolves when all have exited or the time is up.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    if (this.running.size === 0) return;
+    for (const { end } of this.running.values()) end();
+    const all = Promise.all([...this.running.values()].map(({ exited }) => exited));
+    await Promise.race([all, delay(timeoutMs * SETTLE_TERM_SHARE)]);
+    for (const group of this.running.keys()) signalGroup(group, 'SIGTERM');
+    await Promise.race([all, delay(timeoutMs * (1 - SETTLE_TERM_SHARE))]);
   }
 
   async run(run: GitRun): Promise<GitOutcome> {
@@ -65,11 +96,32 @@ export class LocalGitTransport implements GitTransport {
     });
     const group = child.pid;
     if (group !== undefined) this.groups.add(group);
+    let termTimer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
+    let leaderExited = false;
+    // git's output reaches the client through these, so that ending the session can detach
+    // them from git's pipes and decide what becomes of those.
+    const stdout = child.stdout.pipe(new PassThrough());
+    const stderr = child.stderr.pipe(new PassThrough());
+    const writesRepository = run.service === 'git-receive-pack';
     const kill = (): void => {
-      if (group === undefined || killTimer) return;
-      signalGroup(group, 'SIGTERM');
-      killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), KILL_AFTER_MS).unref();
+      if (group === undefined || termTimer || leaderExited) return;
+      for (const pipe of [child.stdout, child.stderr]) {
+        pipe.unpipe();
+        // receive-pack's output is drained: writing to a closed pipe it would die of SIGPIPE
+        // half-way through removing its incoming objects. upload-pack and upload-archive only
+        // read: a closed pipe ends them (and pack-objects) at once, as when sshd closes the channel.
+        if (writesRepository) pipe.resume();
+        else pipe.destroy();
+      }
+      run.stdin.unpipe(child.stdin);
+      // Closed, not ended: what the client sent and git has not read yet is dropped.
+      child.stdin.destroy();
+      // A reading git has nothing to clean up: no reason to let pack-objects compute on.
+      termTimer = setTimeout(() => {
+        signalGroup(group, 'SIGTERM');
+        killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), KILL_AFTER_MS).unref();
+      }, writesRepository ? EOF_GRACE_MS : 0).unref();
     };
     run.signal.addEventListener('abort', kill, { once: true });
     let pipesTimer: NodeJS.Timeout | undefined;
@@ -79,14 +131,19 @@ export class LocalGitTransport implements GitTransport {
         resolve(128);
       });
       child.on('exit', (code, signal) => {
+        // Its group id may be given to a stranger once it is gone: no signal after this.
+        leaderExited = true;
+        clearTimeout(termTimer);
+        clearTimeout(killTimer);
+        if (group !== undefined) this.running.delete(group);
         pipesTimer = setTimeout(() => {
           this.log.warn('git exited but its output stayed open; closing it');
-          child.stdout.destroy();
-          child.stderr.destroy();
+          for (const pipe of [child.stdout, child.stderr, stdout, stderr]) pipe.destroy();
         }, PIPES_AFTER_EXIT_MS).unref();
         resolve(exitStatus(code, signal));
       });
     });
+    if (group !== undefined) this.running.set(group, { end: kill, exited });
     // The client may go away while git still writes to stdin's pipe: EPIPE is expected.
     child.stdin.on('error', (err) => this.log.debug({ err }, 'git stdin closed early'));
     let bytesIn = 0;
@@ -105,8 +162,8 @@ export class LocalGitTransport implements GitTransport {
     try {
       const [exitCode] = await Promise.all([
         exited,
-        forward(child.stdout, (chunk) => run.output.write('stdout', chunk), run.signal).catch(settle),
-        forward(child.stderr, (chunk) => run.output.write('stderr', chunk), run.signal).catch(settle),
+        forward(stdout, (chunk) => run.output.write('stdout', chunk), run.signal).catch(settle),
+        forward(stderr, (chunk) => run.output.write('stderr', chunk), run.signal).catch(settle),
       ]);
       return { exitCode, bytesIn };
     } catch (err) {

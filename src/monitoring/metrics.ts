@@ -4,6 +4,7 @@ export type ConnectionPhase = 'unauthenticated' | 'idle' | 'active';
 export type RejectReason =
   | 'max_startups'
   | 'per_source_max_startups'
+  | 'penalty'
   | 'proxy_header_malformed'
   | 'proxy_header_oversized'
   | 'proxy_header_timeout'
@@ -12,7 +13,7 @@ export type RejectReason =
   | 'proxy_header_not_allowed';
 /** What the PROXY header step decided for an admitted connection (or `closed`: the peer left first). */
 export type ProxyHeaderResult = 'v1' | 'v2' | 'local' | 'ignored' | 'absent' | 'closed';
-export type DropReason = 'login_grace_time' | 'keepalive_timeout' | 'max_auth_tries' | 'protocol_violation' | 'shutdown';
+export type DropReason = 'login_grace_time' | 'banner_timeout' | 'evicted' | 'keepalive_timeout' | 'max_auth_tries' | 'protocol_violation' | 'shutdown';
 export type AlgorithmKind = 'kex' | 'host_key' | 'cipher' | 'mac';
 
 /** Live figures that are cheaper to read when scraped than to keep up to date. */
@@ -22,6 +23,8 @@ export interface MetricsSources {
   readonly drainSeconds: () => number | undefined;
   /** Bytes read and written on SSH sockets since start, open ones included. */
   readonly bytes: () => { readonly received: number; readonly sent: number };
+  /** Sources (network blocks) being refused for a penalty now. */
+  readonly penalisedSources?: () => number;
 }
 
 const LIFECYCLE_STATES = ['starting', 'ready', 'draining', 'stopped'] as const;
@@ -59,6 +62,10 @@ export class Metrics {
   readonly clientSoftware: Counter<'software'>;
   readonly commands: Counter<'command' | 'result'>;
   readonly sessionsCutAtShutdown: Counter;
+  readonly sourcePenalties: Counter<'reason'>;
+  readonly userLimitRefusals: Counter<'limit'>;
+  readonly sessionsIdleClosed: Counter;
+  readonly staleIncomingRemoved: Counter;
 
   constructor(registry: Registry, sources: MetricsSources, version: string) {
     this.registry = registry;
@@ -187,6 +194,36 @@ export class Metrics {
       registers,
     });
 
+    this.sourcePenalties = new Counter({
+      name: 'git_sshd_source_penalties_total',
+      help: 'Penalties that began refusing a source (network block), by the reason that tipped it: noauth, authfail, banner_timeout, grace_exceeded',
+      labelNames: ['reason'],
+      registers,
+    });
+    new Gauge({
+      name: 'git_sshd_penalised_sources',
+      help: 'Sources (network blocks) whose new connections are refused for a penalty now',
+      registers,
+      collect() {
+        this.set(sources.penalisedSources?.() ?? 0);
+      },
+    });
+    this.userLimitRefusals = new Counter({
+      name: 'git_sshd_user_limit_refusals_total',
+      help: 'Sessions refused because their user held too many connections or sessions (limit: connections, sessions)',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.sessionsIdleClosed = new Counter({
+      name: 'git_sshd_sessions_idle_timeout_total',
+      help: 'Sessions closed because their channel was silent both ways for session_idle_timeout',
+      registers,
+    });
+    this.staleIncomingRemoved = new Counter({
+      name: 'git_sshd_stale_incoming_removed_total',
+      help: 'Partial-push directories (objects/tmp_objdir-incoming-*) left by a crash and removed',
+      registers,
+    });
     new Gauge({
       name: 'git_sshd_lifecycle_state',
       help: 'The process state: 1 for the current one (starting, ready, draining, stopped)',

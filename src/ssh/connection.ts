@@ -9,7 +9,9 @@ import type { DropReason, Metrics } from '../monitoring/metrics.js';
 import { PublicKeyAuth, type AuthOutcome } from './auth.js';
 import { rejectChannel } from './channelOpen.js';
 import type { PhaseTracker } from './phase.js';
+import { refuseSession } from './refusedSession.js';
 import { Session, type SessionRecord } from './session.js';
+import type { Held, UserLimit, UserLimits } from './userLimits.js';
 
 /** Sessions kept for the summary line of a long multiplexed connection; the rest are counted. */
 const MAX_RECORDS = 50;
@@ -28,6 +30,12 @@ const DRAIN_IDLE_MS = 1000;
 const NOTICE_TIMEOUT_MS = 400;
 const SHUTDOWN_CLOSE_TIMEOUT_MS = 500;
 const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this session; please retry.\n';
+/**
+ * Also sent as the SSH disconnect message, which needs no channel window: a slow client
+ * whose window is full of pack data never gets the stderr notice, but OpenSSH prints this
+ * ("Received disconnect from HOST port N:11: ...") as soon as it arrives.
+ */
+const SHUTDOWN_DISCONNECT = 'git-sshd: the server is shutting down; please retry';
 
 export interface ConnectionOptions {
   readonly client: Ssh2Connection;
@@ -36,6 +44,10 @@ export interface ConnectionOptions {
   readonly publicKeyAlgorithms: readonly string[];
   readonly concurrentSessionsLimit: number;
   readonly maxAuthTries: number;
+  /** Per-user caps on connections and sessions, shared by all connections. */
+  readonly userLimits: UserLimits;
+  /** 0 = sessions are never closed for being idle. */
+  readonly sessionIdleTimeoutMs: number;
   readonly backend: AccessBackend;
   readonly transport: GitTransport;
   /** Child logger carrying the correlation id and client address. */
@@ -77,6 +89,8 @@ export class Connection {
   private stopping = false;
   private sessionsCut = 0;
   private cutting = false;
+  /** This connection's place under the per-user connection cap; none when over it. */
+  private userConnection: Held | undefined;
   readonly closed: Promise<void>;
 
   constructor(options: ConnectionOptions) {
@@ -95,6 +109,7 @@ export class Connection {
         options.signal.removeEventListener('abort', onStop);
         options.drainSignal.removeEventListener('abort', onDrain);
         this.abort.abort(new Error('connection closed'));
+        this.userConnection?.release();
         void Promise.allSettled(this.sessions.values()).then(() => {
           if (this.serverError) metrics.sliConnectionErrors.inc();
           this.logSummary();
@@ -165,6 +180,7 @@ export class Connection {
       metrics.sessionEstablishedDuration.observe((performance.now() - options.acceptedAt) / 1000);
       options.phase.move('idle');
       log.info({ user: identity?.username, key_fingerprint: identity?.keyFingerprint }, 'authenticated');
+      if (identity) this.userConnection = options.userLimits.acquire('connections', identity.username);
       // Authenticated during the drain: it may run what it came for, then it leaves.
       if (options.drainSignal.aborted) this.leaveWhenIdle(DRAIN_IDLE_MS);
     });
@@ -201,6 +217,11 @@ export class Connection {
       rejectChannel(client, reject, 'resource_shortage', 'too many concurrent sessions');
       return;
     }
+    const userSession = this.userSession(identity.username);
+    if (typeof userSession === 'string') {
+      void refuseSession(accept(), userSession, log);
+      return;
+    }
     const openedAt = performance.now();
     metrics.sliSessions.inc();
     const session = new Session({
@@ -215,8 +236,10 @@ export class Connection {
       correlationId: this.options.correlationId,
       clientIp: this.options.clientIp,
       onViolation: (reason) => this.drop('protocol_violation', reason),
+      idleTimeoutMs: this.options.sessionIdleTimeoutMs,
     });
     const done = session.done.then((record) => {
+      userSession.release();
       this.sessions.delete(session);
       metrics.sessionDuration.observe((performance.now() - openedAt) / 1000);
       if (record && this.records.length < MAX_RECORDS) this.records.push(record);
@@ -229,6 +252,23 @@ export class Connection {
     });
     this.sessions.set(session, done);
     this.options.phase.move('active');
+  }
+
+  /**
+   * A place under the user's caps for one more session; when this connection is over the
+   * user's connection cap, or the user runs as many sessions as allowed, the refusal is
+   * counted and logged, and what is returned is the message that tells the user why.
+   */
+  private userSession(user: string): Held | string {
+    const { userLimits, metrics, log } = this.options;
+    const limit: UserLimit | undefined = this.userConnection === undefined ? 'connections' : undefined;
+    const held = limit ? undefined : userLimits.acquire('sessions', user);
+    if (held) return held;
+    const refused: UserLimit = limit ?? 'sessions';
+    const max = userLimits.limitOf(refused);
+    metrics.userLimitRefusals.inc({ limit: refused });
+    log.warn({ user, limit: refused, max }, 'user limit reached; session refused');
+    return `git-sshd: ${user} already has ${max} ${refused === 'connections' ? 'connections' : 'sessions running'} open (the most one user may have at once); close some or wait for them to finish, then retry.`;
   }
 
   /**
@@ -254,27 +294,30 @@ export class Connection {
       this.sessionsCut = cut;
       this.options.metrics.sessionsCutAtShutdown.inc(cut);
       this.options.log.warn({ sessions: cut }, 'grace period over: sessions cut');
-      this.drop('shutdown', 'server stopping: grace period over', SHUTDOWN_CLOSE_TIMEOUT_MS);
+      this.drop('shutdown', 'server stopping: grace period over', SHUTDOWN_CLOSE_TIMEOUT_MS, SHUTDOWN_DISCONNECT);
     } else {
       this.stop('server stopping', SHUTDOWN_CLOSE_TIMEOUT_MS);
     }
   }
 
   /** Closes the connection for a reason the server chose, counted by reason. */
-  private drop(reason: DropReason, detail: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
+  private drop(reason: DropReason, detail: string, closeTimeoutMs = CLOSE_TIMEOUT_MS, toClient?: string): void {
     if (this.stopping) return;
     this.options.metrics.connectionsDropped.inc({ reason });
-    this.stop(detail, closeTimeoutMs);
+    this.stop(detail, closeTimeoutMs, toClient);
   }
 
-  /** Ends the connection now: sessions are aborted, their git processes killed. */
-  stop(reason: string, closeTimeoutMs = CLOSE_TIMEOUT_MS): void {
+  /**
+   * Ends the connection now: sessions are aborted, their git processes ended. `toClient`
+   * goes in the SSH disconnect message (ssh2 patched in patches/ to carry one).
+   */
+  stop(reason: string, closeTimeoutMs = CLOSE_TIMEOUT_MS, toClient?: string): void {
     if (this.stopping) return;
     this.stopping = true;
     this.options.onStopping?.();
     this.closeReason ??= reason;
     this.abort.abort(new Error(reason));
-    this.options.client.end();
+    (this.options.client.end as (description?: string) => void).call(this.options.client, toClient);
     // end() only half-closes: a peer that never closes its side must not hold us open.
     setTimeout(() => this.options.socket.destroy(), closeTimeoutMs).unref();
   }

@@ -8,11 +8,15 @@ import type { Logger } from '../logging/logger.js';
 import { BoundedLabels, clientSoftwareFamily } from '../monitoring/labels.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ClientAddress } from '../server/address.js';
+import { netBlockOf } from '../server/netblock.js';
+import { PreAuthOutcome, refuseBeforeBanner } from '../server/preAuth.js';
+import type { SourcePenalties } from '../server/sourcePenalties.js';
 import type { StartupLimiter } from '../server/startupLimiter.js';
 import { buildAlgorithms, serverSigAlgs } from './algorithms.js';
 import { Connection } from './connection.js';
 import type { HostKey } from './hostkeys/hostKeys.js';
 import { PhaseTracker } from './phase.js';
+import { UserLimits } from './userLimits.js';
 
 interface Pending {
   readonly remote: ClientAddress;
@@ -22,6 +26,7 @@ interface Pending {
   readonly acceptedAt: number;
   readonly phase: PhaseTracker;
   readonly releaseStartup: () => void;
+  readonly outcome: PreAuthOutcome;
 }
 
 export interface SshServerOptions {
@@ -32,6 +37,7 @@ export interface SshServerOptions {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly startupLimiter: StartupLimiter;
+  readonly penalties: SourcePenalties;
   /** Aborted when everything still open must close now. */
   readonly signal: AbortSignal;
   /** Aborted when the drain begins: idle connections leave, running ones finish. */
@@ -55,15 +61,18 @@ export class SshServer {
   /** Replaced when the host keys rotate; connections already open stay on the one they began with. */
   private server: ssh2.Server;
   private readonly pending = new WeakMap<Socket, Pending>();
+  private readonly bannerTimers = new WeakMap<Socket, NodeJS.Timeout | undefined>();
   private readonly live = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly clientSoftware = new BoundedLabels(CLIENT_SOFTWARE_LABELS);
+  private readonly userLimits: UserLimits;
   private closedBytes = { received: 0, sent: 0 };
   private lastBytes = { received: 0, sent: 0 };
   private emptyWaiters: Array<() => void> = [];
 
   constructor(options: SshServerOptions) {
     this.options = options;
+    this.userLimits = new UserLimits({ maxConnections: options.config.sshd.maxConnectionsPerUser, maxSessions: options.config.sshd.maxSessionsPerUser });
     this.server = this.createServer(options.hostKeys);
     // A socket whose client never sent its banner has no Connection to close it.
     options.signal.addEventListener('abort', () => {
@@ -125,15 +134,26 @@ export class SshServer {
    * named it (or the socket's peer); `acceptedAt` is when the listener took the socket.
    */
   handleSocket(socket: Socket, remote: ClientAddress, acceptedAt = performance.now()): void {
-    const { metrics, config } = this.options;
-    const admission = this.options.startupLimiter.admit(remote.ip);
+    const { metrics, config, penalties } = this.options;
+    if (penalties.refuses(remote.ip)) {
+      // Counted, not logged: the penalty was logged once when it began.
+      metrics.connectionsRejected.inc({ reason: 'penalty' });
+      refuseBeforeBanner(socket, 'Not allowed at this time');
+      return;
+    }
+    const outcome = new PreAuthOutcome();
+    const admission = this.options.startupLimiter.admit(netBlockOf(remote.ip, config.sshd.perSourceNetBlockSize), () => {
+      outcome.evicted = true;
+      metrics.connectionsDropped.inc({ reason: 'evicted' });
+      socket.destroy();
+    });
     if (!admission.admitted) {
       metrics.connectionsRejected.inc({ reason: admission.reason });
       this.options.log.warn(
         { remote_ip: remote.ip, remote_port: remote.port, reason: admission.reason, unauthenticated: this.options.startupLimiter.unauthenticated },
         'connection refused: too many unauthenticated connections',
       );
-      socket.destroy();
+      refuseBeforeBanner(socket, 'Exceeded MaxStartups');
       return;
     }
     const correlationId = randomUUID();
@@ -146,26 +166,45 @@ export class SshServer {
     const phase = new PhaseTracker(metrics.connections);
     metrics.inFlightConnections.inc();
     this.sockets.add(socket);
+    const elapsed = (): number => performance.now() - acceptedAt;
     const graceMs = config.sshd.loginGraceTimeMs;
     // The deadline runs from accept, so time spent waiting for a PROXY header counts too.
     const loginTimer =
       graceMs > 0
         ? setTimeout(() => {
             log.info({ login_grace_time_ms: graceMs }, 'closing connection not authenticated in time');
+            outcome.graceExceeded = true;
             metrics.connectionsDropped.inc({ reason: 'login_grace_time' });
             socket.destroy();
-          }, Math.max(0, graceMs - (performance.now() - acceptedAt)))
+          }, Math.max(0, graceMs - elapsed()))
+        : undefined;
+    // Much shorter than the login deadline: a real client sends its banner at once, while
+    // a silent connection would otherwise hold an unauthenticated slot for the whole grace time.
+    const bannerMs = config.sshd.bannerTimeoutMs;
+    const bannerTimer =
+      bannerMs > 0
+        ? setTimeout(() => {
+            log.debug({ banner_timeout_ms: bannerMs }, 'closing connection that sent no SSH banner in time');
+            outcome.bannerTimedOut = true;
+            metrics.connectionsDropped.inc({ reason: 'banner_timeout' });
+            socket.destroy();
+          }, Math.max(0, bannerMs - elapsed()))
         : undefined;
     socket.once('close', () => {
       clearTimeout(loginTimer);
+      clearTimeout(bannerTimer);
       admission.release();
       phase.end();
       metrics.inFlightConnections.dec();
       this.sockets.delete(socket);
       this.closedBytes = { received: this.closedBytes.received + socket.bytesRead, sent: this.closedBytes.sent + socket.bytesWritten };
+      // Connections the server itself ends while stopping are nobody's fault.
+      const penalty = this.options.signal.aborted ? undefined : outcome.penalty();
+      if (penalty) penalties.penalise(remote.ip, penalty);
       this.notifyIfEmpty();
     });
-    this.pending.set(socket, { remote, log, correlationId, loginTimer, acceptedAt, phase, releaseStartup: admission.release });
+    this.pending.set(socket, { remote, log, correlationId, loginTimer, acceptedAt, phase, releaseStartup: admission.release, outcome });
+    this.bannerTimers.set(socket, bannerTimer);
     this.server.injectSocket(socket);
   }
 
@@ -179,7 +218,15 @@ export class SshServer {
       return;
     }
     this.pending.delete(socket);
+    clearTimeout(this.bannerTimers.get(socket));
+    this.bannerTimers.delete(socket);
+    const { outcome } = pending;
+    outcome.sawBanner = true;
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'none') outcome.attemptedAuth = true;
+    });
     client.once('ready', () => {
+      outcome.authenticated = true;
       clearTimeout(pending.loginTimer);
       pending.releaseStartup();
     });
@@ -193,6 +240,8 @@ export class SshServer {
       publicKeyAlgorithms: sshd.publicKeyAlgorithms,
       concurrentSessionsLimit: sshd.concurrentSessionsLimit,
       maxAuthTries: sshd.maxAuthTries,
+      userLimits: this.userLimits,
+      sessionIdleTimeoutMs: sshd.sessionIdleTimeoutMs,
       backend: this.options.backend,
       transport: this.options.transport,
       log: pending.log,

@@ -6,6 +6,7 @@ import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import { ChannelOutput } from './channelOutput.js';
+import { watchIdle } from './idleWatch.js';
 import { line } from './streams.js';
 import type { Socket } from 'node:net';
 
@@ -40,6 +41,8 @@ export interface SessionOptions {
   readonly clientIp: string;
   /** Called when the client breaks the protocol in a way that ends the whole connection. */
   readonly onViolation: (reason: string) => void;
+  /** Close the session once its channel has been silent both ways this long; 0 = never. */
+  readonly idleTimeoutMs?: number;
 }
 
 const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
@@ -50,6 +53,8 @@ const MIN_PACKET_SIZE = 1024;
 /** How long a client may take to acknowledge our close of its channel. */
 const CLOSE_ACK_TIMEOUT_MS = 10_000;
 const EXIT_UNKNOWN_COMMAND = 128;
+/** How long an idle session's notice may take to be written before its channel is closed. */
+const IDLE_NOTICE_TIMEOUT_MS = 2000;
 const EXIT_FAILURE = 1;
 
 /**
@@ -132,6 +137,8 @@ export class Session {
       return;
     }
     this.capUnreadInput(channel);
+    const idleTimeoutMs = this.options.idleTimeoutMs ?? 0;
+    if (idleTimeoutMs > 0) void closed.then(watchIdle(channel, idleTimeoutMs, (idleMs) => void this.closeIdle(idleMs, idleTimeoutMs)));
     this.running = true;
     void this.run(command, channel)
       .then(async (record) => {
@@ -155,12 +162,12 @@ export class Session {
    * killed and the client reads why on stderr before the connection closes. Resolves true
    * if a command was running, once the notice is written or `timeoutMs` has passed.
    */
-  async cut(notice: string, timeoutMs: number): Promise<boolean> {
+  async cut(notice: string, timeoutMs: number, reason = 'server stopping'): Promise<boolean> {
     const channel = this.channel;
     const closed = this.channelClosed;
     if (!this.running || !channel || !closed || this.abort.signal.aborted) return false;
     this.wasCut = true;
-    this.abort.abort(new Error('server stopping'));
+    this.abort.abort(new Error(reason));
     const deadline = delay(timeoutMs, false);
     const written = new Promise<boolean>((resolve) => {
       try {
@@ -180,6 +187,14 @@ export class Session {
     }
     await Promise.race([closed, deadline]);
     return true;
+  }
+
+  /** Nothing moved either way for the idle timeout: git gets EOF and the user reads why. */
+  private async closeIdle(idleMs: number, timeoutMs: number): Promise<void> {
+    const notice = `git-sshd: this session was idle for ${formatDuration(timeoutMs)} (nothing sent or received) and has been closed.\n`;
+    if (!(await this.cut(notice, IDLE_NOTICE_TIMEOUT_MS, 'session idle'))) return;
+    this.options.metrics.sessionsIdleClosed.inc();
+    this.options.log.info({ idle_ms: Math.round(idleMs), command: this.commandLabel }, 'idle session closed');
   }
 
   private violation(reason: string): void {
@@ -315,6 +330,11 @@ function aborted(signal: AbortSignal): Promise<boolean> {
 
 function delay<T>(ms: number, value: T): Promise<T> {
   return new Promise((resolve) => setTimeout(() => resolve(value), ms).unref());
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${Math.round(ms / 100) / 10} s`;
 }
 
 /** The command as logged: printable, and at most 200 characters of it. */

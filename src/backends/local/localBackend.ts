@@ -24,6 +24,9 @@ const NEEDED: Record<GitService, AccessLevel> = {
  * Every command looks the key up again in the current users file, so a key or grant
  * removed from the file stops working for new commands on connections already open.
  */
+/** Bounds the HEAD repair after a push (a few quick git commands). */
+const REPAIR_TIMEOUT_MS = 30_000;
+
 export class LocalBackend implements AccessBackend {
   private readonly options: LocalBackendOptions;
   private readonly repositories: Repositories;
@@ -80,7 +83,8 @@ export class LocalBackend implements AccessBackend {
       repo: location.name,
       repoDir: location.dir,
       env: { GL_USERNAME: identity.username, GL_PROTOCOL: 'ssh', GL_PROJECT_PATH: location.name },
-      ...(service === 'git-receive-pack' ? { afterSuccess: () => this.repositories.repairHead(location.dir, signal) } : {}),
+      // Not the session's signal: a push git finished after its client left still needs its HEAD.
+      ...(service === 'git-receive-pack' ? { afterSuccess: () => this.repositories.repairHead(location.dir, AbortSignal.timeout(REPAIR_TIMEOUT_MS)) } : {}),
     };
   }
 
