@@ -5,8 +5,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import ssh2, { type ServerChannel } from 'ssh2';
 import { ChannelOutput } from './channelOutput.js';
+import { generateUsableKeyPair } from './hostkeys/generate.js';
 
-const { Server, Client, utils } = ssh2;
+const { Server, Client } = ssh2;
 
 /**
  * A real ssh2 server and client on loopback: the server's exec handler is the test's,
@@ -18,7 +19,7 @@ describe('channel output', () => {
   let onExec: (channel: ServerChannel, socket: Socket) => void = () => undefined;
 
   before(async () => {
-    server = new Server({ hostKeys: [utils.generateKeyPairSync('ed25519').private] }, (client) => {
+    server = new Server({ hostKeys: [generateUsableKeyPair('ed25519').private] }, (client) => {
       const socket = (client as unknown as { _sock: Socket })._sock;
       client.on('error', () => undefined);
       client.on('authentication', (ctx) => ctx.accept());

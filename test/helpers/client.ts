@@ -1,19 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { killGroup, spawnGroup, temporaryDir } from './processes.js';
 
-const temporaryDirs: string[] = [];
-process.once('exit', () => {
-  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A temp dir removed when the test process exits. */
-export function temporaryDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temporaryDirs.push(dir);
-  return dir;
-}
+export { temporaryDir } from './processes.js';
 
 export interface ClientKey {
   readonly path: string;
@@ -44,7 +34,7 @@ export function sshArgs(key: ClientKey, port: number, extra: string[] = []): str
     '-o', 'StrictHostKeyChecking=no',
     '-o', 'UserKnownHostsFile=/dev/null',
     '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=10',
+    '-o', 'ConnectTimeout=60',
     '-p', String(port),
     ...extra,
   ];
@@ -60,22 +50,24 @@ export function run(
   options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
+    const child = spawnGroup(command, args, {
       cwd: options.cwd,
       env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
+    // A bound, not an expectation: the whole group goes (git and the ssh it started).
+    const timer = setTimeout(() => void killGroup(child), options.timeoutMs ?? 120_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
-    child.stdin.end(options.input ?? '');
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(options.input ?? '');
   });
 }
 
@@ -89,7 +81,7 @@ export function git(key: ClientKey, port: number, args: string[], cwd?: string):
   return run('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', '-c', 'init.defaultBranch=main', ...args], {
     ...(cwd ? { cwd } : {}),
     env: { GIT_SSH_COMMAND: sshCommand(key, port), GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
-    timeoutMs: 300_000,
+    timeoutMs: 600_000,
   });
 }
 
@@ -103,7 +95,7 @@ export function slowGit(key: ClientKey, port: number, bytesPerSecond: number, ar
   return run('git', ['-c', 'init.defaultBranch=main', ...args], {
     ...(cwd ? { cwd } : {}),
     env: { GIT_SSH_COMMAND: `bash -c '${pipeline}' slow-ssh`, GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
-    timeoutMs: 120_000,
+    timeoutMs: 600_000,
   });
 }
 
