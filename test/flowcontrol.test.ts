@@ -102,7 +102,7 @@ async function connect(key: ClientKey, port: number): Promise<Ssh2Client> {
   const client = new Client();
   client.on('error', () => undefined);
   const ready = once(client, 'ready');
-  client.connect({ host: '127.0.0.1', port, username: 'git', privateKey: readFileSync(key.path) });
+  client.connect({ host: '127.0.0.1', port, username: 'git', privateKey: readFileSync(key.path), readyTimeout: 60_000 });
   await ready;
   return client;
 }

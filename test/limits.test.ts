@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { git, makeKey, makeWorkTree, run, ssh, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
 import { killGroup, spawnGroup } from './helpers/processes.js';
-import { adminUsers, TestServer } from './helpers/server.js';
+import { adminUsers, TestServer, type LogLine } from './helpers/server.js';
 import { waitUntil, within } from './helpers/wait.js';
 
 const { Client } = ssh2;
@@ -89,19 +89,21 @@ describe('keepalives', () => {
     client.on('error', () => undefined);
     const ready = once(client, 'ready');
     const mark = server.mark();
-    client.connect({ host: '127.0.0.1', port: server.port, username: 'git', privateKey: readFileSync(key.path) });
+    client.connect({ host: '127.0.0.1', port: server.port, username: 'git', privateKey: readFileSync(key.path), readyTimeout: 60_000 });
     await within('ssh2 client login', ready);
     // From here the client reads nothing, so it answers nothing: a peer that has vanished.
     const socket = (client as unknown as { _sock: Socket })._sock;
     socket.pause();
-    const authenticated = await server.waitForLogSince(mark, (line) => line.msg === 'authenticated');
     const dropped = await server.waitForLogSince(mark, (line) => line.msg === 'client stopped answering keepalives; closing the connection');
+    // This connection's lines (a connection of the push before may still be logging its end).
+    const ours = (line: LogLine): boolean => line.correlation_id === dropped.correlation_id;
+    const authenticated = await server.waitForLogSince(mark, (line) => line.msg === 'authenticated' && ours(line));
     // Probes go out at 1, 2 and 3 s of silence; at 4 s the third is still unanswered. By the
     // server's own clock, so a slow test process cannot skew it; a lower bound only (a
     // busy server may be late, never early).
     const silentMs = Date.parse(String(dropped.time)) - Date.parse(String(authenticated.time));
     assert.ok(silentMs >= 3000, `dropped ${silentMs} ms after login, before count-max probes went unanswered`);
-    const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed');
+    const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && ours(line));
     assert.equal(summary.close_reason, 'keepalive timeout');
     assert.equal(await server.metric('git_sshd_connections_dropped_total', '{reason="keepalive_timeout"}'), 1);
     socket.destroy();

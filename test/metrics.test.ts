@@ -118,13 +118,14 @@ describe('/metrics', () => {
     t.after(() => killGroup(child));
     const exited = once(child, 'exit');
     child.stdout!.resume();
-    await server.waitForLogSince(mark, (line) => line.msg === 'running git');
+    const running = await server.waitForLogSince(mark, (line) => line.msg === 'running git');
     assert.equal(await server.metric('gitlab_shell_sshd_in_flight_connections'), 1);
     assert.equal(await server.metric('git_sshd_connections', '{phase="active"}'), 1);
     assert.equal(await server.metric('git_sshd_connections', '{phase="unauthenticated"}'), 0);
     child.stdin!.end('0000');
     await within('ssh exit', exited);
-    await server.waitForLogSince(mark, (line) => line.msg === 'connection closed');
+    // This connection's end: those of the tests before may still be logged after the mark.
+    await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && line.correlation_id === running.correlation_id);
     assert.equal(await server.metric('git_sshd_connections', '{phase="active"}'), 0);
     assert.equal(await server.metric('git_sshd_connections', '{phase="idle"}'), 0);
     assert.equal(await server.metric('gitlab_shell_sshd_in_flight_connections'), 0);

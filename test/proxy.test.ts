@@ -74,8 +74,9 @@ describe('PROXY protocol behind HAProxy: every policy x header present/absent x 
               continue;
             }
             assert.equal(clone.code, 0, `${frontend}: ${clone.stderr}`);
-            const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed');
             const running = await server.waitForLogSince(mark, (line) => line.msg === 'running git');
+            // This clone's end: the one before may still be logging its own after the mark.
+            const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && line.correlation_id === running.correlation_id);
             for (const line of [summary, running] as LogLine[]) {
               if (expected === 'client') {
                 assert.equal(line.remote_ip, CLIENT_IP, `${frontend}: ${line.msg} names the client`);
@@ -121,7 +122,8 @@ describe('PROXY protocol with real peers', () => {
       const mark = server.mark();
       const clone = await cloneThrough(key, nginx.ports.stream!, '127.0.0.6');
       assert.equal(clone.code, 0, clone.stderr);
-      const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed');
+      const running = await server.waitForLogSince(mark, (line) => line.msg === 'running git');
+      const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && line.correlation_id === running.correlation_id);
       assert.equal(summary.remote_ip, '127.0.0.6');
       assert.equal(summary.proxy_ip, '127.0.0.4');
     } finally {

@@ -44,7 +44,7 @@ describe('channel output', () => {
   async function execSlowly(pauseMs: number): Promise<Received> {
     const client = new Client();
     client.on('error', () => undefined);
-    client.connect({ host: '127.0.0.1', port, username: 'test', password: 'x' });
+    client.connect({ host: '127.0.0.1', port, username: 'test', password: 'x', readyTimeout: 60_000 });
     await once(client, 'ready');
     const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
       client.exec('produce', (err, channel) => (err ? reject(err) : resolve(channel))),
