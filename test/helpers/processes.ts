@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 
 /**
  * What this test process started and must not leave behind, whether its tests pass, fail
@@ -30,6 +31,9 @@ function releaseEverything(): void {
 }
 
 process.once('exit', releaseEverything);
+// Under the test runner: once the file's last test is over, even one that timed out while
+// awaiting something that never comes, nothing it started may keep the file running.
+if (process.env.NODE_TEST_CONTEXT) after(releaseEverything);
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
   process.once(signal, () => {
     releaseEverything();
