@@ -43,7 +43,7 @@ export GIT_SSHD_TOOLS
 bash scripts/tools.sh
 export PATH="$GIT_SSHD_TOOLS:$PATH" HELM="$GIT_SSHD_TOOLS/helm" HELM_UNITTEST="$GIT_SSHD_TOOLS/untt"
 
-echo "test set-up: compiling and type-checking (a minute or two)"
+echo "test set-up: compiling and type-checking (1-5 min, the more the busier the machine)"
 npm run --silent build
 npm run --silent typecheck
 
