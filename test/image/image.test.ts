@@ -101,7 +101,8 @@ describe('the container image', () => {
     ]);
     assert.equal(run.code, 0, run.stderr);
     let ready = 0;
-    for (let attempt = 0; attempt < 100 && ready !== 200; attempt += 1) {
+    // Bounded at two minutes: a loaded machine may take that long to start a container.
+    for (let attempt = 0; attempt < 600 && ready !== 200; attempt += 1) {
       ready = await status(webPort, '/start');
       if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
     }
