@@ -14,7 +14,8 @@ fi
 [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
 export PATH="$PWD/node_modules/.bin:$PATH"
 # helm renders the chart's pod, which the test runs the image as.
-export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"
+GIT_SSHD_TOOLS="$(bash scripts/tools.sh --dir)"
+export GIT_SSHD_TOOLS
 bash scripts/tools.sh
 export HELM="$GIT_SSHD_TOOLS/helm"
 bash scripts/image-base.sh

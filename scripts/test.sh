@@ -4,6 +4,7 @@
 # with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
 
 missing=()
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
@@ -13,6 +14,7 @@ command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The README test runs the quick start in a network namespace of its own (port 2222 always free).
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 # promtool lints /metrics; the Prometheus server scrapes it as an operator's would.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
@@ -25,9 +27,13 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing: ${missing[*]}"
+    packages="$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')"
+    echo "test set-up: installing Debian packages machine-wide with apt: ${packages}(once; about a minute)"
+    apt_started=$SECONDS
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null
+    echo "test set-up: installed them in $((SECONDS - apt_started)) s"
   else
     echo "missing tools: ${missing[*]} (install them, or run as root on Debian)" >&2
     exit 1
@@ -49,8 +55,9 @@ bash scripts/sid-root.sh >/dev/null
 bash scripts/go-peer.sh >/dev/null
 bash scripts/paramiko-peer.sh >/dev/null
 
-# helm and helm-unittest for the chart tests, built from the Go module proxy once.
-export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"
+# helm and helm-unittest for the chart tests, built from the Go module proxy once per user.
+GIT_SSHD_TOOLS="$(bash scripts/tools.sh --dir)"
+export GIT_SSHD_TOOLS
 bash scripts/tools.sh
 export PATH="$GIT_SSHD_TOOLS:$PATH" HELM="$GIT_SSHD_TOOLS/helm" HELM_UNITTEST="$GIT_SSHD_TOOLS/untt"
 
@@ -67,10 +74,27 @@ if [ ! -x "$SSH_AUDIT_VENV/bin/ssh-audit" ]; then
 fi
 export SSH_AUDIT="$SSH_AUDIT_VENV/bin/ssh-audit"
 
+echo "test set-up: compiling and type-checking (1-5 min, the more the busier the machine)"
 npm run --silent build
 npm run --silent typecheck
 
+# The run's own temp dir and marker: every test's temp files land under it, every process
+# it starts carries the marker (test/helpers/processes.ts passes it on), and at the end,
+# however the run ends, scripts/reap.mjs kills what is left and removes the dir.
+GIT_SSHD_TEST_RUN="git-sshd-test-$$-$(date +%s)"
+TMPDIR="$(mktemp -d "/tmp/$GIT_SSHD_TEST_RUN.XXXXXX")"
+export GIT_SSHD_TEST_RUN TMPDIR
+reap() { env -u GIT_SSHD_TEST_RUN -u TMPDIR node scripts/reap.mjs "$GIT_SSHD_TEST_RUN" "$TMPDIR"; }
+trap reap EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # test/image/ builds and runs the container: `npm run test:image`, apart from this.
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/image/*' | sort)
-# A hung test fails by name after two minutes instead of stalling CI.
-exec node --import tsx --test --test-concurrency=2 --test-timeout=120000 "${files[@]}"
+echo "test set-up: done after $((SECONDS - started)) s; running ${#files[@]} test files"
+# Tests bound their own waits, and heavy ones have timeouts of their own. Node 20 applies
+# --test-timeout to each whole file too: here it is only a backstop for a file that hangs.
+status=0
+node --import tsx --test --test-concurrency=2 --test-timeout=1800000 "${files[@]}" || status=$?
+echo "tests: finished after $((SECONDS - started)) s in all (exit $status)"
+exit "$status"

@@ -32,7 +32,7 @@ function dockerfileEnv(): Record<string, string> {
 }
 
 function helm(args: string[]): { code: number; stdout: string; stderr: string } {
-  const result = spawnSync(HELM, args, { encoding: 'utf8' });
+  const result = spawnSync(HELM, args, { encoding: 'utf8', timeout: 300_000 });
   if (result.error) throw result.error;
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
@@ -165,7 +165,7 @@ describe('the Helm chart, rendered by the real helm', () => {
         done();
       },
     });
-    logLoadedHostKey(createLogger({ logLevel: 'info', logFormat: 'json', logFile: '' }, stream), key);
+    logLoadedHostKey(createLogger({ logLevel: 'info', logFormat: 'json', logFile: '' }, { stream }), key);
     const found = lines.join('').split('\n').filter((line) => line.includes(pattern));
     assert.equal(found.length, 1, lines.join(''));
     assert.ok(found[0]!.includes(key.fingerprint));
@@ -234,7 +234,7 @@ describe('the Helm chart, rendered by the real helm', () => {
 
   test('helm-unittest suites under charts/git-sshd/tests pass', () => {
     const untt = process.env.HELM_UNITTEST ?? 'untt';
-    const result = spawnSync(untt, [CHART], { encoding: 'utf8', env: { ...process.env, HELM_BIN: HELM } });
+    const result = spawnSync(untt, [CHART], { encoding: 'utf8', env: { ...process.env, HELM_BIN: HELM }, timeout: 600_000 });
     assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
     assert.match(result.stdout, /Tests:\s+\d+ passed, \d+ total/);
   });

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { git, gitLocal, makeKey, makeWorkTree, run, ssh, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
 import { allowedReply, GitlabApiFixture } from './helpers/gitlabApi.js';
 import { startHaproxy, type LoadBalancer } from './helpers/loadBalancers.js';
+import { killGroup, spawnGroup } from './helpers/processes.js';
 import { TestServer } from './helpers/server.js';
+import { waitUntil, within } from './helpers/wait.js';
 
 const SECRET = 'default-secret-content\n';
 const RELATIVE = '@hashed/6b/86/6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b.git';
@@ -218,11 +221,16 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
 
   test('2fa_verify: an approved push notification wins without an OTP', async () => {
     api.handlers['/api/v4/internal/two_factor_push_otp_check'] = () => ({ status: 200, body: { success: true } });
+    // stdin stays open (no input, no EOF) as a user who only taps the phone, until ssh ends.
+    const child = spawnGroup('ssh', [...sshArgs(alice, server.port), 'git@127.0.0.1', '2fa_verify'], { stdio: ['pipe', 'pipe', 'pipe'] });
     try {
-      // stdin stays open (no input, no EOF) as a user who only taps the phone.
-      const result = await run('bash', ['-c', `sleep 5 | ssh ${sshArgs(alice, server.port).join(' ')} git@127.0.0.1 2fa_verify`], { timeoutMs: 20_000 });
-      assert.equal(result.stdout, 'OTP: \nOTP has been validated by Push Authentication. Git operations are now allowed.\n');
+      let stdout = '';
+      child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr!.resume();
+      await within('ssh 2fa_verify to end', once(child, 'close'));
+      assert.equal(stdout, 'OTP: \nOTP has been validated by Push Authentication. Git operations are now allowed.\n');
     } finally {
+      await killGroup(child);
       api.handlers['/api/v4/internal/two_factor_push_otp_check'] = () => ({ status: 200, body: { success: false, message: 'no push' } });
     }
   });
@@ -342,24 +350,27 @@ pat:
     writeFileSync(join(dir, 'config.yml'), config);
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'ssh_host_ed25519_key')]);
     // backend gitlab is git-sshd's one addition; everything else is upstream's file as is.
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'main.js'), '--config', join(dir, 'config.yml')], {
+    const child = spawnGroup(process.execPath, [join(import.meta.dirname, '..', 'dist', 'main.js'), '--config', join(dir, 'config.yml')], {
       env: { PATH: process.env.PATH ?? '', GIT_SSHD_BACKEND: 'gitlab' },
       stdio: 'ignore',
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      let listening: Record<string, unknown> | undefined;
-      for (let attempt = 0; attempt < 200 && !listening && child.exitCode === null; attempt += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        const lines = existsSync(join(dir, 'gitlab-shell.log')) ? readFileSync(join(dir, 'gitlab-shell.log'), 'utf8').split('\n') : [];
-        listening = lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'listening');
-      }
-      assert.ok(listening, `not listening: ${existsSync(join(dir, 'gitlab-shell.log')) ? readFileSync(join(dir, 'gitlab-shell.log'), 'utf8') : 'no log'}`);
-      assert.equal(listening.backend, 'gitlab');
+      const log = join(dir, 'gitlab-shell.log');
+      const listeningLine = (): Record<string, unknown> | undefined =>
+        (existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(0, -1) : []) // the last part may be a line still being written
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .find((line) => line.msg === 'listening');
+      await waitUntil('a "listening" line in gitlab-shell.log', () => {
+        if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${existsSync(log) ? readFileSync(log, 'utf8') : 'no log'}`);
+        return listeningLine() !== undefined;
+      }, undefined, 50);
+      assert.equal(listeningLine()!.backend, 'gitlab');
       child.kill('SIGTERM');
-      assert.equal(await exited, 0);
+      assert.equal(await within('exit on SIGTERM', exited), 0);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await killGroup(child);
     }
   });
 });

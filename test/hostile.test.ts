@@ -32,7 +32,7 @@ describe('an authenticated client that breaks the SSH protocol', () => {
     const violation = server.nextLog((line) => line.msg === 'protocol violation; closing the connection');
     // Listened for before connecting: the close can come before the log line is read.
     const closed = once(client, 'close');
-    client.connect({ host: '127.0.0.1', port: server.port, username: 'git', privateKey: readFileSync(key.path) });
+    client.connect({ host: '127.0.0.1', port: server.port, username: 'git', privateKey: readFileSync(key.path), readyTimeout: 60_000 });
     const logged = await violation;
     assert.match(String(logged.reason), /packet size 0/);
     await closed;

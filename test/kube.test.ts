@@ -12,7 +12,7 @@ const SECRET = 'git-sshd-host-keys';
 
 /** The host key a client sees, by type, as ssh-keyscan prints it. */
 async function scan(port: number, type: 'ed25519' | 'ecdsa' | 'rsa'): Promise<string> {
-  const result = await run('ssh-keyscan', ['-t', type, '-p', String(port), '127.0.0.1'], { timeoutMs: 10_000 });
+  const result = await run('ssh-keyscan', ['-T', '60', '-t', type, '-p', String(port), '127.0.0.1']);
   const line = result.stdout.split('\n').find((text) => text.startsWith('['));
   assert.ok(line, `no ${type} key from port ${port}: ${result.stderr}`);
   return line.split(' ').slice(1).join(' ');
@@ -36,7 +36,7 @@ describe('host keys from a Kubernetes Secret (against a fake API server on loopb
   });
 
   test('two replicas racing to create the missing Secret end up with one Secret and the same keys', async () => {
-    api.createDelayMs = 300;
+    api.holdCreatesUntilReads = 2;
     // Each replica is kept for after() as soon as it is up, even if the other fails to start.
     const started = await Promise.allSettled([startReplica(api), startReplica(api)]);
     for (const result of started) if (result.status === 'fulfilled') replicas.push(result.value);
@@ -109,7 +109,6 @@ describe('host keys from a Kubernetes Secret when the API cannot be reached', ()
     writeFileSync(config, `sshd:\n  listen: "127.0.0.1:0"\n  web_listen: ""\n  host_keys_secret: ${SECRET}\nkube:\n  namespace: ${NAMESPACE}\nlocal:\n  data_dir: ${dir}/data\n`);
     const result = await run(process.execPath, [join(import.meta.dirname, '..', 'dist', 'main.js'), '--config', config], {
       env: { KUBECONFIG: file },
-      timeoutMs: 30_000,
     });
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`git-sshd: cannot start: cannot read host key secret ${NAMESPACE}/${SECRET}`));

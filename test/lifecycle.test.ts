@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { git, gitLocal, makeKey, slowGit, sshArgs, temporaryDir, url, type ClientKey } from './helpers/client.js';
+import { killGroup, spawnGroup } from './helpers/processes.js';
 import { adminUsers, TestServer } from './helpers/server.js';
+import { waitUntil, within } from './helpers/wait.js';
 
 const MEGABYTE = 1024 * 1024;
 
@@ -35,18 +37,20 @@ function connectionRefused(port: number): Promise<boolean> {
 }
 
 /** An upload-pack session held open by the OpenSSH client until `finish()` is called. */
-function heldSession(key: ClientKey, port: number, repo: string, extra: string[] = []): { child: ChildProcess; stderr: () => string; finish: () => Promise<number | null> } {
-  const child = spawn('ssh', [...sshArgs(key, port, extra), 'git@127.0.0.1', 'git-upload-pack', repo], { stdio: ['pipe', 'pipe', 'pipe'] });
+function heldSession(key: ClientKey, port: number, repo: string, extra: string[] = []): { child: ChildProcess; stderr: () => string; closed: Promise<number | null>; finish: () => Promise<number | null> } {
+  const child = spawnGroup('ssh', [...sshArgs(key, port, extra), 'git@127.0.0.1', 'git-upload-pack', repo], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout!.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': by then every byte of stderr has been read.
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return {
     child,
     stderr: () => stderr,
+    closed,
     finish: () => {
       child.stdin!.end('0000');
-      return exited;
+      return closed;
     },
   };
 }
@@ -75,20 +79,14 @@ describe('probes', () => {
     assert.equal((await server.http('/nope')).status, 404);
   });
 
-  test('readiness turns 502 within 100 ms of SIGTERM while liveness stays 200 through the drain', async () => {
+  // How soon readiness turns is measured in bench/drain.ts; here: that it does, while a session holds the drain open.
+  test('readiness turns 502 after SIGTERM while liveness stays 200 through the drain', async (t) => {
     const mark = server.mark();
     const held = heldSession(key, server.port, 'team/big');
+    t.after(() => killGroup(held.child));
     await server.waitForLogSince(mark, (line) => line.msg === 'running git');
-    const signalled = performance.now();
     server.child.kill('SIGTERM');
-    let status = 0;
-    let elapsed = 0;
-    for (let attempt = 0; attempt < 200 && status !== 502; attempt++) {
-      status = (await server.http('/start')).status;
-      elapsed = performance.now() - signalled;
-    }
-    assert.equal(status, 502);
-    assert.ok(elapsed < 100, `readiness 502 after ${elapsed.toFixed(1)} ms`);
+    await waitUntil('readiness 502 after SIGTERM', async () => (await server.http('/start')).status === 502);
     assert.equal((await server.http('/health')).status, 200, 'alive while draining');
     assert.equal(await server.metric('git_sshd_lifecycle_state', '{state="draining"}'), 1);
     assert.equal(await connectionRefused(server.port), true, 'the SSH port refuses new connections');
@@ -107,14 +105,14 @@ describe('the drain after SIGTERM', () => {
   });
 
   test('a clone in flight at SIGTERM completes while new connections are refused', async () => {
-    const server = await startWithRepo(key, { sshd: { grace_period: '30s' } }, work);
+    // A grace period far longer than the transfer, however slow the machine.
+    const server = await startWithRepo(key, { sshd: { grace_period: '10m' } }, work);
     try {
       const target = join(temporaryDir('git-sshd-clone-'), 'clone');
       const mark = server.mark();
       // About 4 s at 4 MB/s: still running when the signal arrives.
       const clone = slowGit(key, server.port, 4 * MEGABYTE, ['clone', '-q', url(server.port, 'team/big'), target]);
       await server.waitForLogSince(mark, (line) => line.msg === 'running git' && line.command === 'git-upload-pack');
-      const signalled = performance.now();
       server.child.kill('SIGTERM');
       await server.waitForLogSince(mark, (line) => line.msg === 'draining');
       assert.equal(await connectionRefused(server.port), true);
@@ -127,13 +125,12 @@ describe('the drain after SIGTERM', () => {
       assert.equal(stopped.finished, 1);
       assert.equal(stopped.cut, 0);
       assert.ok((stopped.oldest_connection_age_ms as number) > 0);
-      assert.ok(performance.now() - signalled < 30_000);
     } finally {
       await server.dispose();
     }
   });
 
-  test('with a short grace period the transfer is cut, the client fails, and the process exits within grace + 1 s', async () => {
+  test('with a short grace period the transfer is cut, the client fails, and the process exits 0', async () => {
     const server = await startWithRepo(key, { sshd: { grace_period: '1s' } }, work);
     try {
       const target = join(temporaryDir('git-sshd-clone-'), 'clone');
@@ -141,11 +138,9 @@ describe('the drain after SIGTERM', () => {
       // About 16 s at 1 MB/s: far longer than the grace period.
       const clone = slowGit(key, server.port, MEGABYTE, ['clone', '-q', url(server.port, 'team/big'), target]);
       await server.waitForLogSince(mark, (line) => line.msg === 'running git');
-      const signalled = performance.now();
       server.child.kill('SIGTERM');
-      assert.equal(await server.exited, 0);
-      const exitedAfter = performance.now() - signalled;
-      assert.ok(exitedAfter < 2000, `exited ${exitedAfter.toFixed(0)} ms after SIGTERM with a 1 s grace period`);
+      // At 1 MB/s the 16 MB clone lasts far longer than the grace period, so only the cut can end it.
+      assert.equal(await within('exit after a 1 s grace period', server.exited), 0);
       const result = await clone;
       assert.notEqual(result.code, 0, 'the cut clone fails');
       const stopped = await server.waitForLogSince(mark, (line) => line.msg === 'stopped');
@@ -160,68 +155,64 @@ describe('the drain after SIGTERM', () => {
 
   test('a session cut at the end of the grace period reads why on stderr', async () => {
     const server = await startWithRepo(key, { sshd: { grace_period: '1s' } }, largeWorkTree(1));
+    const mark = server.mark();
+    const held = heldSession(key, server.port, 'team/big');
     try {
-      const mark = server.mark();
-      const held = heldSession(key, server.port, 'team/big');
       await server.waitForLogSince(mark, (line) => line.msg === 'running git');
       server.child.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => held.child.once('exit', resolve));
+      const code = await held.closed;
       assert.notEqual(code, 0);
       assert.match(held.stderr(), /git-sshd: the server is shutting down and closed this session; please retry\./);
       assert.equal(await server.exited, 0);
     } finally {
+      await killGroup(held.child);
       await server.dispose();
     }
   });
 
-  test('an idle server exits within 1 s of SIGTERM', async () => {
-    const server = await TestServer.start({ config: { sshd: { grace_period: '30s' } } });
+  // With an hour of grace, an exit within the bound means the drain did not wait for it.
+  // How fast the exit is: bench/drain.ts.
+  test('an idle server exits on SIGTERM without waiting out its grace period', async () => {
+    const server = await TestServer.start({ config: { sshd: { grace_period: '1h' } } });
     try {
-      const signalled = performance.now();
       server.child.kill('SIGTERM');
-      assert.equal(await server.exited, 0);
-      const elapsed = performance.now() - signalled;
-      assert.ok(elapsed < 1000, `exited after ${elapsed.toFixed(0)} ms`);
+      assert.equal(await within('exit of an idle server', server.exited), 0);
     } finally {
       await server.dispose();
     }
   });
 
   test('an idle authenticated connection is closed soon after the drain begins, not at the end of the grace period', async () => {
-    const server = await startWithRepo(key, { sshd: { grace_period: '30s' } }, largeWorkTree(1));
+    const server = await startWithRepo(key, { sshd: { grace_period: '1h' } }, largeWorkTree(1));
     const control = join(temporaryDir('git-sshd-mux-'), 'mux');
+    const mark = server.mark();
+    const master = spawnGroup('ssh', [...sshArgs(key, server.port, ['-M', '-S', control, '-N']), 'git@127.0.0.1'], { stdio: 'ignore' });
     try {
-      const mark = server.mark();
-      const master = spawn('ssh', [...sshArgs(key, server.port, ['-M', '-S', control, '-N']), 'git@127.0.0.1'], { stdio: 'ignore' });
       await server.waitForLogSince(mark, (line) => line.msg === 'authenticated');
-      const signalled = performance.now();
       server.child.kill('SIGTERM');
-      assert.equal(await server.exited, 0);
-      assert.ok(performance.now() - signalled < 5000);
+      assert.equal(await within('exit with only an idle connection open', server.exited), 0);
       const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && (line.sessions as unknown[]).length === 0);
       assert.equal(summary.close_reason, 'server draining');
       const stopped = await server.waitForLogSince(mark, (line) => line.msg === 'stopped');
       assert.equal(stopped.cut, 0);
-      master.kill();
     } finally {
+      await killGroup(master);
       await server.dispose();
     }
   });
 
   test('a second signal exits at once with a non-zero status', async () => {
-    const server = await startWithRepo(key, { sshd: { grace_period: '30s' } }, largeWorkTree(1));
+    const server = await startWithRepo(key, { sshd: { grace_period: '1h' } }, largeWorkTree(1));
+    const mark = server.mark();
+    const held = heldSession(key, server.port, 'team/big');
     try {
-      const mark = server.mark();
-      const held = heldSession(key, server.port, 'team/big');
       await server.waitForLogSince(mark, (line) => line.msg === 'running git');
       server.child.kill('SIGTERM');
       await server.waitForLogSince(mark, (line) => line.msg === 'draining');
-      const signalled = performance.now();
       server.child.kill('SIGTERM');
-      assert.equal(await server.exited, 143);
-      assert.ok(performance.now() - signalled < 1000);
-      held.child.kill();
+      assert.equal(await within('exit at the second signal (the session would hold the drain for an hour)', server.exited), 143);
     } finally {
+      await killGroup(held.child);
       await server.dispose();
     }
   });

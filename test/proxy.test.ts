@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gitLocal, makeKey, makeWorkTree, run, sshCommand, temporaryDir, type ClientKey } from './helpers/client.js';
@@ -20,7 +19,7 @@ type Seen = 'client' | 'load balancer' | 'refused';
 
 /** A server whose data dir already holds team/app.git, so that no push is needed first. */
 async function startWithRepo(key: ClientKey, sshd: Record<string, unknown>): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'git-sshd-test-'));
+  const dir = temporaryDir('git-sshd-test-');
   mkdirSync(join(dir, 'data', 'repos', 'team'), { recursive: true });
   gitLocal(['clone', '-q', '--bare', makeWorkTree(), join(dir, 'data', 'repos', REPO)]);
   return TestServer.start({ dir, users: adminUsers(key), config: { sshd: { proxy_protocol: true, ...sshd } } });
@@ -30,7 +29,7 @@ async function startWithRepo(key: ClientKey, sshd: Record<string, unknown>): Pro
 function cloneThrough(key: ClientKey, port: number, sourceIp = CLIENT_IP) {
   return run('git', ['clone', '-q', `ssh://git@127.0.0.1:${port}/${REPO}`, join(temporaryDir('git-sshd-clone-'), 'app')], {
     env: { GIT_SSH_COMMAND: `${sshCommand(key, port)} -b ${sourceIp}`, GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
-    timeoutMs: 60_000,
+    timeoutMs: 600_000,
   });
 }
 
@@ -75,8 +74,9 @@ describe('PROXY protocol behind HAProxy: every policy x header present/absent x 
               continue;
             }
             assert.equal(clone.code, 0, `${frontend}: ${clone.stderr}`);
-            const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed');
             const running = await server.waitForLogSince(mark, (line) => line.msg === 'running git');
+            // This clone's end: the one before may still be logging its own after the mark.
+            const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && line.correlation_id === running.correlation_id);
             for (const line of [summary, running] as LogLine[]) {
               if (expected === 'client') {
                 assert.equal(line.remote_ip, CLIENT_IP, `${frontend}: ${line.msg} names the client`);
@@ -122,7 +122,8 @@ describe('PROXY protocol with real peers', () => {
       const mark = server.mark();
       const clone = await cloneThrough(key, nginx.ports.stream!, '127.0.0.6');
       assert.equal(clone.code, 0, clone.stderr);
-      const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed');
+      const running = await server.waitForLogSince(mark, (line) => line.msg === 'running git');
+      const summary = await server.waitForLogSince(mark, (line) => line.msg === 'connection closed' && line.correlation_id === running.correlation_id);
       assert.equal(summary.remote_ip, '127.0.0.6');
       assert.equal(summary.proxy_ip, '127.0.0.4');
     } finally {
@@ -163,8 +164,9 @@ describe('PROXY protocol with real peers', () => {
   });
 
   test('ssh-keyscan, which waits for the server to speak first, gets the keys from a `use` listener without a proxy', async () => {
-    // -T 1: keyscan gives up after one second of silence, so an answer means the header wait ended in time.
-    const scan = await run('ssh-keyscan', ['-T', '1', '-p', String(server.port), '127.0.0.1'], { timeoutMs: 10_000 });
+    // keyscan says nothing until the server has: the keys mean the header wait ended and the
+    // server spoke first. (-T 60: patience for a loaded machine, not a speed test.)
+    const scan = await run('ssh-keyscan', ['-T', '60', '-p', String(server.port), '127.0.0.1']);
     assert.match(scan.stdout, /ssh-ed25519 AAAA/);
     assert.match(scan.stdout, /ecdsa-sha2-nistp256 AAAA/);
     const waited = await server.metric('git_sshd_proxy_header_wait_seconds_count', '{result="absent"}');

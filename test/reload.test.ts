@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { git, gitLocal, makeKey, makeWorkTree, run, ssh, sshArgs, url, type ClientKey } from './helpers/client.js';
+import { killGroup, spawnGroup } from './helpers/processes.js';
 import { ROOT, TestServer, type UserSpec } from './helpers/server.js';
+import { waitUntil } from './helpers/wait.js';
 
 /** Writes the file the way editors and ConfigMap updates do: a complete temp file, renamed over. */
 function replaceAtomically(file: string, text: string): void {
@@ -22,12 +23,11 @@ function replaceAtomically(file: string, text: string): void {
  */
 async function openMaster(key: ClientKey, server: TestServer, socket: string): Promise<ChildProcess> {
   const mark = server.mark();
-  const master = spawn('ssh', [...sshArgs(key, server.port, ['-M', '-S', socket, '-N']), 'git@127.0.0.1'], { stdio: 'ignore' });
+  const master = spawnGroup('ssh', [...sshArgs(key, server.port, ['-M', '-S', socket, '-N']), 'git@127.0.0.1'], { stdio: 'ignore' });
   try {
     await server.waitForLogSince(mark, (line) => line.msg === 'authenticated');
     // The client opens its control socket just after authentication; nothing announces it.
-    for (let attempt = 0; attempt < 100 && !existsSync(socket); attempt++) await new Promise((done) => setTimeout(done, 20));
-    assert.ok(existsSync(socket), 'the control socket did not appear');
+    await waitUntil('the control socket', () => existsSync(socket));
     return master;
   } catch (err) {
     await closeMaster(master);
@@ -36,10 +36,7 @@ async function openMaster(key: ClientKey, server: TestServer, socket: string): P
 }
 
 async function closeMaster(master: ChildProcess | undefined): Promise<void> {
-  if (!master || master.exitCode !== null || master.signalCode !== null) return;
-  const exited = once(master, 'exit');
-  master.kill('SIGTERM');
-  await exited;
+  if (master) await killGroup(master);
 }
 
 /** A flush packet: the client wants nothing, so git ends cleanly after its advertisement. */
@@ -63,7 +60,7 @@ describe('the users file is reloaded without a restart', () => {
   async function rewriteUsers(text: string, verdict: string): Promise<void> {
     const mark = server.mark();
     replaceAtomically(server.usersFile, text);
-    await server.waitForLogSince(mark, (line) => line.msg === verdict, 5_000);
+    await server.waitForLogSince(mark, (line) => line.msg === verdict);
   }
 
   before(async () => {
@@ -144,10 +141,10 @@ describe('the users file is reloaded without a restart', () => {
       '--name', 'frank',
       '--key', `${keys.frank.path}.pub`,
       '--config', server.configFile,
-    ], { cwd: server.dir, timeoutMs: 120_000 });
+    ], { cwd: server.dir });
     assert.equal(added.code, 0, added.stderr);
     assert.match(added.stdout, /added user frank/);
-    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2, 60_000);
+    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2);
 
     const work = makeWorkTree({ 'README.md': 'frank was here\n' });
     scratch.push(work);
@@ -207,7 +204,7 @@ describe('a users file mounted from a Kubernetes ConfigMap is reloaded when the 
       ]),
     );
     rmSync(join(mount, '..2026_01_01_00_00_00.1'), { recursive: true });
-    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2, 5_000);
+    await server.waitForLogSince(mark, (line) => line.msg === 'reloaded users file' && line.users === 2);
 
     const welcomed = await ssh(erin, server.port);
     assert.equal(welcomed.code, 0, welcomed.stderr);

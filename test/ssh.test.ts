@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { makeKey, makeWorkTree, git, run, ssh, sshArgs, url, type ClientKey } from './helpers/client.js';
+import { killGroup, spawnGroup } from './helpers/processes.js';
 import { TestServer } from './helpers/server.js';
 
 describe('the SSH session rules', () => {
@@ -76,12 +76,13 @@ describe('the SSH session rules', () => {
     await once(probe, 'listening');
     const localPort = (probe.address() as AddressInfo).port;
     probe.close();
-    const forwarder = spawn('ssh', [...sshArgs(alice, server.port, ['-N', '-L', `${localPort}:127.0.0.1:${targetPort}`]), 'git@127.0.0.1']);
+    const forwarder = spawnGroup('ssh', [...sshArgs(alice, server.port, ['-N', '-L', `${localPort}:127.0.0.1:${targetPort}`]), 'git@127.0.0.1']);
     const stderr: Buffer[] = [];
-    forwarder.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    forwarder.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
     try {
       let received = '';
-      for (let attempt = 0; attempt < 50 && received === ''; attempt++) {
+      // Refused until ssh has logged in and bound the port: on a busy machine that takes seconds (bounded: a minute).
+      for (let attempt = 0; attempt < 1200 && received === ''; attempt++) {
         received = await new Promise<string>((resolve) => {
           const socket = connect(localPort, '127.0.0.1');
           let data = '';
@@ -97,7 +98,7 @@ describe('the SSH session rules', () => {
       assert.equal(received, 'closed');
       await server.waitForLog((line) => line.msg === 'refused port forwarding');
     } finally {
-      forwarder.kill();
+      await killGroup(forwarder);
       target.close();
     }
   });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { makeKey, run } from './helpers/client.js';
+import { spawnGroup } from './helpers/processes.js';
 import { MAIN, TestServer } from './helpers/server.js';
 
 interface Exit {
@@ -14,22 +14,23 @@ interface Exit {
   readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderrLines: string[];
-  readonly ms: number;
 }
 
-/** Runs `node dist/main.js --config FILE` to its end (killed after `timeoutMs`), with a clean environment. */
-function runMain(configFile: string, cwd: string, timeoutMs = 10_000): Promise<Exit> {
+/**
+ * Runs `node dist/main.js --config FILE` to its end, with a clean environment. The kill
+ * after `timeoutMs` is a bound for a process that never exits, not a speed limit.
+ */
+function runMain(configFile: string, cwd: string, timeoutMs = 120_000): Promise<Exit> {
   return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [MAIN, '--config', configFile], {
+    const child = spawnGroup(process.execPath, [MAIN, '--config', configFile], {
       cwd,
       env: { PATH: process.env.PATH ?? '', HOME: cwd },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -39,7 +40,6 @@ function runMain(configFile: string, cwd: string, timeoutMs = 10_000): Promise<E
         signal,
         stdout: Buffer.concat(out).toString('utf8'),
         stderrLines: Buffer.concat(err).toString('utf8').split('\n').filter((line) => line !== ''),
-        ms: performance.now() - started,
       });
     });
   });
@@ -49,7 +49,6 @@ function runMain(configFile: string, cwd: string, timeoutMs = 10_000): Promise<E
 function assertRefusedCleanly(exit: Exit): string {
   assert.equal(exit.signal, null, 'the process was killed: it did not exit on its own');
   assert.notEqual(exit.code, 0);
-  assert.ok(exit.ms < 5_000, `took ${Math.round(exit.ms)} ms`);
   assert.equal(exit.stderrLines.length, 1, `stderr:\n${exit.stderrLines.join('\n')}`);
   const [line] = exit.stderrLines as [string];
   assert.match(line, /^git-sshd: /);
@@ -59,7 +58,7 @@ function assertRefusedCleanly(exit: Exit): string {
 
 /** `ssh-keyscan` of every host key type, as sorted "type base64" lines. */
 async function scanHostKeys(port: number): Promise<string[]> {
-  const result = await run('ssh-keyscan', ['-T', '5', '-t', 'ed25519,ecdsa,rsa', '-p', String(port), '127.0.0.1'], { timeoutMs: 15_000 });
+  const result = await run('ssh-keyscan', ['-T', '60', '-t', 'ed25519,ecdsa,rsa', '-p', String(port), '127.0.0.1'], { timeoutMs: 120_000 });
   assert.equal(result.code, 0, result.stderr);
   return result.stdout
     .split('\n')
@@ -250,15 +249,14 @@ describe('start-up', () => {
     });
   });
 
-  test('SIGTERM on an idle server exits 0 within 2 seconds and logs "stopped"', async () => {
+  // How fast an idle server stops is measured in bench/ (npm run bench:drain), not here.
+  test('SIGTERM on an idle server exits 0 and logs "stopped"', async () => {
     const server = await TestServer.start();
     servers.push(server);
-    const started = performance.now();
 
     const code = await server.stop('SIGTERM');
 
     assert.equal(code, 0);
-    assert.ok(performance.now() - started < 2_000, `took ${Math.round(performance.now() - started)} ms`);
     assert.ok(server.logs.some((line) => line.msg === 'stopped'));
   });
 });

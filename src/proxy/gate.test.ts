@@ -8,6 +8,7 @@ import ssh2 from 'ssh2';
 import { v1Header } from '../../test/helpers/proxyHeaders.js';
 import { Metrics } from '../monitoring/metrics.js';
 import type { ClientAddress } from '../server/address.js';
+import { generateUsableKeyPair } from '../ssh/hostkeys/generate.js';
 import { ProxyGate } from './gate.js';
 import { ProxyPolicyResolver } from './policy.js';
 
@@ -16,7 +17,7 @@ import { ProxyPolicyResolver } from './policy.js';
  * exactly the client's bytes after the header, and the `reject` sniffer must see the first
  * chunk without ssh2 losing it.
  */
-describe('ProxyGate in front of ssh2', { timeout: 5000 }, () => {
+describe('ProxyGate in front of ssh2', { timeout: 60_000 }, () => {
   let listener: Server;
   let port: number;
   let gate: ProxyGate;
@@ -29,7 +30,7 @@ describe('ProxyGate in front of ssh2', { timeout: 5000 }, () => {
   const sockets: Socket[] = [];
 
   before(async () => {
-    const sshServer = new ssh2.Server({ hostKeys: [ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }).private] }, (client, info) => {
+    const sshServer = new ssh2.Server({ hostKeys: [generateUsableKeyPair('ecdsa', { bits: 256 }).private] }, (client, info) => {
       idents.push(info.header.identRaw);
       onIdent?.(info.header.identRaw);
       client.on('error', () => undefined);
@@ -38,7 +39,9 @@ describe('ProxyGate in front of ssh2', { timeout: 5000 }, () => {
     const make = (): ProxyGate =>
       new ProxyGate({
         policies: { policyFor: () => policy } as unknown as ProxyPolicyResolver,
-        headerTimeoutMs: 150,
+        // Long enough that a busy machine cannot turn a header in flight into a timeout (the
+        // client and the gate share this process's event loop); the idle() test waits it out.
+        headerTimeoutMs: 2000,
         maxPending: 10,
         log: pino({ level: 'silent' }),
         metrics,
@@ -75,7 +78,7 @@ describe('ProxyGate in front of ssh2', { timeout: 5000 }, () => {
     return { socket, closed };
   }
 
-  test('use: a header and the SSH banner in one write give ssh2 the banner and the gate the client address', { timeout: 3000 }, async () => {
+  test('use: a header and the SSH banner in one write give ssh2 the banner and the gate the client address', async () => {
     policy = 'use';
     const ident = nextIdent();
     await client(Buffer.concat([v1Header('192.0.2.9', 999), Buffer.from('SSH-2.0-OpenSSH_9.2 test\r\n')]));
@@ -84,7 +87,7 @@ describe('ProxyGate in front of ssh2', { timeout: 5000 }, () => {
     assert.equal(gate.pending, 0);
   });
 
-  test('reject: a plain client reaches ssh2 intact; a header in the first chunk is refused and counted', { timeout: 3000 }, async () => {
+  test('reject: a plain client reaches ssh2 intact; a header in the first chunk is refused and counted', async () => {
     policy = 'reject';
     const ident = nextIdent();
     await client(Buffer.from('SSH-2.0-plain\r\n'));
@@ -97,7 +100,7 @@ describe('ProxyGate in front of ssh2', { timeout: 5000 }, () => {
     assert.equal(refused.values.find((v) => v.labels.reason === 'proxy_header_not_allowed')?.value, 1);
   });
 
-  test('idle() waits for connections still reading their header, then the count is zero', { timeout: 3000 }, async () => {
+  test('idle() waits for connections still reading their header, then the count is zero', async () => {
     policy = 'use';
     const silent = connect(port, '127.0.0.1');
     silent.on('error', () => undefined);

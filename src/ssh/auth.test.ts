@@ -4,11 +4,12 @@ import pino from 'pino';
 import ssh2, { type AuthContext, type ParsedKey } from 'ssh2';
 import type { AccessBackend, Identity } from '../backends/backend.js';
 import { PublicKeyAuth } from './auth.js';
+import { generateUsableKeyPair } from './hostkeys/generate.js';
 
 const { utils } = ssh2;
 
 function keyPair(): { priv: ParsedKey; blob: Buffer } {
-  const generated = utils.generateKeyPairSync('ed25519');
+  const generated = generateUsableKeyPair('ed25519');
   const priv = utils.parseKey(generated.private) as ParsedKey;
   return { priv, blob: priv.getPublicSSH() };
 }

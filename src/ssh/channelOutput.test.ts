@@ -5,8 +5,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import ssh2, { type ServerChannel } from 'ssh2';
 import { ChannelOutput } from './channelOutput.js';
+import { generateUsableKeyPair } from './hostkeys/generate.js';
 
-const { Server, Client, utils } = ssh2;
+const { Server, Client } = ssh2;
 
 /**
  * A real ssh2 server and client on loopback: the server's exec handler is the test's,
@@ -18,7 +19,7 @@ describe('channel output', () => {
   let onExec: (channel: ServerChannel, socket: Socket) => void = () => undefined;
 
   before(async () => {
-    server = new Server({ hostKeys: [utils.generateKeyPairSync('ed25519').private] }, (client) => {
+    server = new Server({ hostKeys: [generateUsableKeyPair('ed25519').private] }, (client) => {
       const socket = (client as unknown as { _sock: Socket })._sock;
       client.on('error', () => undefined);
       client.on('authentication', (ctx) => ctx.accept());
@@ -43,7 +44,7 @@ describe('channel output', () => {
   async function execSlowly(pauseMs: number): Promise<Received> {
     const client = new Client();
     client.on('error', () => undefined);
-    client.connect({ host: '127.0.0.1', port, username: 'test', password: 'x' });
+    client.connect({ host: '127.0.0.1', port, username: 'test', password: 'x', readyTimeout: 60_000 });
     await once(client, 'ready');
     const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
       client.exec('produce', (err, channel) => (err ? reject(err) : resolve(channel))),

@@ -1,19 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { killGroup, spawnGroup, temporaryDir } from './processes.js';
 
-const temporaryDirs: string[] = [];
-process.once('exit', () => {
-  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A temp dir removed when the test process exits. */
-export function temporaryDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temporaryDirs.push(dir);
-  return dir;
-}
+export { temporaryDir } from './processes.js';
 
 export interface ClientKey {
   readonly path: string;
@@ -44,7 +34,7 @@ export function sshArgs(key: ClientKey, port: number, extra: string[] = []): str
     '-o', 'StrictHostKeyChecking=no',
     '-o', 'UserKnownHostsFile=/dev/null',
     '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=10',
+    '-o', 'ConnectTimeout=60',
     '-p', String(port),
     ...extra,
   ];
@@ -54,26 +44,19 @@ export function sshCommand(key: ClientKey, port: number): string {
   return ['ssh', ...sshArgs(key, port)].join(' ');
 }
 
-/** Process groups `run` started (`processGroup`) that are still running. */
-const processGroups = new Set<number>();
+/** Commands `run` started that still run. */
+const running = new Set<ChildProcess>();
 
-/** Kills every process group `run` started and that still runs (for after hooks). */
-export function killProcessGroups(): void {
-  for (const pid of processGroups) killGroup(pid);
-  processGroups.clear();
-}
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
+/** Kills every command `run` started that still runs, with its whole process group (for after hooks). */
+export async function killProcessGroups(): Promise<void> {
+  await Promise.all([...running].map((child) => killGroup(child)));
+  running.clear();
 }
 
 /**
- * Runs a command, killed after `timeoutMs`. With `processGroup`, it runs in a group of its
- * own, killed whole (what a wrapper or git started included) on timeout and once it exits.
+ * Runs a command in a process group of its own, killed whole (what a wrapper or git
+ * started included) on timeout and once it exits. `processGroup` is kept for callers that
+ * ask for it explicitly; every command gets its own group.
  */
 export function run(
   command: string,
@@ -81,35 +64,30 @@ export function run(
   options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number; processGroup?: boolean } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
+    const child = spawnGroup(command, args, {
       cwd: options.cwd,
       env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
-      detached: options.processGroup === true,
     });
-    const group = options.processGroup === true ? child.pid : undefined;
-    if (group !== undefined) processGroups.add(group);
-    const kill = (): void => {
-      if (group === undefined) child.kill('SIGKILL');
-      else killGroup(group);
-    };
+    running.add(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    const timer = setTimeout(kill, options.timeoutMs ?? 60_000);
-    child.on('error', reject);
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
+    // A bound, not an expectation: the whole group goes (git and the ssh it started).
+    const timer = setTimeout(() => void killGroup(child), options.timeoutMs ?? 120_000);
+    child.on('error', (error) => {
+      running.delete(child);
+      reject(error);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (group !== undefined) {
-        killGroup(group);
-        processGroups.delete(group);
-      }
+      running.delete(child);
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
     // A command that exits without reading its input closes the pipe first: EPIPE is expected.
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(options.input ?? '');
   });
 }
 
@@ -123,7 +101,7 @@ export function git(key: ClientKey, port: number, args: string[], cwd?: string):
   return run('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', '-c', 'init.defaultBranch=main', ...args], {
     ...(cwd ? { cwd } : {}),
     env: { GIT_SSH_COMMAND: sshCommand(key, port), GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
-    timeoutMs: 300_000,
+    timeoutMs: 600_000,
   });
 }
 
@@ -137,7 +115,7 @@ export function slowGit(key: ClientKey, port: number, bytesPerSecond: number, ar
   return run('git', ['-c', 'init.defaultBranch=main', ...args], {
     ...(cwd ? { cwd } : {}),
     env: { GIT_SSH_COMMAND: `bash -c '${pipeline}' slow-ssh`, GIT_CONFIG_NOSYSTEM: '1', HOME: process.env.HOME ?? '/tmp' },
-    timeoutMs: 120_000,
+    timeoutMs: 600_000,
   });
 }
 

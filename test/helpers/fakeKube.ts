@@ -4,7 +4,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import express, { type Response } from 'express';
-import { temporaryDir } from './client.js';
+import { temporaryDir } from './processes.js';
+import { waitUntil } from './wait.js';
 
 interface Secret {
   apiVersion: 'v1';
@@ -29,8 +30,11 @@ export class FakeKubeApi {
   /** What `/version` reports (helm's capabilities at install). */
   serverVersion = 'v1.37.2';
   readonly requests: Array<{ method: string; path: string; status: number }> = [];
-  /** Delays each create, so that two replicas both find the Secret missing first. */
-  createDelayMs = 0;
+  /**
+   * Holds each create until this many reads of the Secret have been answered, so that two
+   * replicas both find it missing first, however far apart a busy machine starts them.
+   */
+  holdCreatesUntilReads = 0;
   port = 0;
   private version = 1;
   private readonly watchers = new Set<{ namespace: string; name: string; res: Response }>();
@@ -44,7 +48,7 @@ export class FakeKubeApi {
       this.answer(req.method, req.path, res, secret ? 200 : 404, secret ?? status(404, 'NotFound', `secrets "${req.params.name}" not found`));
     });
     app.post('/api/v1/namespaces/:ns/secrets', async (req, res) => {
-      await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
+      await waitUntil('reads of the Secret before a create', () => this.reads() >= this.holdCreatesUntilReads);
       const body = req.body as Secret;
       const key = `${req.params.ns}/${body.metadata.name}`;
       if (this.secrets.has(key)) {
@@ -72,6 +76,10 @@ export class FakeKubeApi {
     this.server = app.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  private reads(): number {
+    return this.requests.filter((request) => request.method === 'GET' && request.path.includes('/secrets/')).length;
   }
 
   /** Replaces the Secret's data, as `kubectl apply` would, and tells the watchers. */

@@ -76,7 +76,7 @@ export class InteropFixture {
   }
 
   async dispose(): Promise<void> {
-    killProcessGroups();
+    await killProcessGroups();
     await this.server.dispose();
   }
 }

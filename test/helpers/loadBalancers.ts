@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { temporaryDir } from './client.js';
+import { killGroup, spawnGroup, temporaryDir } from './processes.js';
+import { waitUntil } from './wait.js';
 
 /** A port that was free a moment ago (haproxy and nginx cannot report a port-0 bind). */
 export async function freePort(): Promise<number> {
@@ -20,18 +21,15 @@ export async function freePort(): Promise<number> {
  */
 async function waitForPort(port: number, child: ChildProcess, output: string[]): Promise<void> {
   const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (let attempt = 0; attempt < 200; attempt += 1) {
+  await waitUntil(`a listener on ${port}`, () => {
     if (child.exitCode !== null) throw new Error(`load balancer exited with ${child.exitCode}: ${output.join('')}`);
-    const listening = readFileSync('/proc/net/tcp', 'utf8')
+    return readFileSync('/proc/net/tcp', 'utf8')
       .split('\n')
       .some((line) => {
         const fields = line.trim().split(/\s+/);
         return fields[1] === local && fields[3] === '0A';
       });
-    if (listening) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nothing listens on ${port}: ${output.join('')}`);
+  });
 }
 
 export interface LoadBalancer {
@@ -42,21 +40,23 @@ export interface LoadBalancer {
 
 async function startProcess(command: string, args: string[], ports: Record<string, number>): Promise<LoadBalancer> {
   const output: string[] = [];
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnGroup(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     for (const port of Object.values(ports)) await waitForPort(port, child, output);
   } catch (err) {
-    child.kill('SIGKILL');
+    await killGroup(child);
     throw err;
   }
   return {
     ports,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => void killGroup(child), 30_000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }

@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
+import { killGroup, removeTemporaryDir, spawnGroup, temporaryDir } from './processes.js';
+import { EVENT_TIMEOUT_MS } from './wait.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const MAIN = join(ROOT, 'dist', 'main.js');
@@ -37,7 +38,8 @@ export class TestServer {
   /** The monitoring server's port; 0 when it is off. */
   monitoringPort = 0;
   private exitCode: number | null | undefined;
-  private readonly waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
+  private readonly waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void; reject: (err: Error) => void }> = [];
+  private logEnded = false;
   readonly exited: Promise<number | null>;
 
   private constructor(
@@ -62,6 +64,10 @@ export class TestServer {
           waiter.resolve(line);
         }
       }
+    }).on('close', () => {
+      // No line can come any more: waiting out the timeout would only hide why.
+      this.logEnded = true;
+      for (const waiter of this.waiters.splice(0)) waiter.reject(new Error(`the server's log ended (exit ${this.exitCode ?? 'pending'}) without a matching line; stderr: ${this.stderr.join('\n')}`));
     });
     createInterface({ input: child.stderr! }).on('line', (text) => this.stderr.push(text));
   }
@@ -89,12 +95,12 @@ export class TestServer {
   }
 
   /** Like `waitForLog`, but only lines logged at or after `mark` count. */
-  waitForLogSince(mark: number, match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  waitForLogSince(mark: number, match: (line: LogLine) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<LogLine> {
     return this.waitForLog((line) => this.logs.indexOf(line) >= mark && match(line), timeoutMs);
   }
 
   static async start(options: StartOptions = {}): Promise<TestServer> {
-    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'git-sshd-test-'));
+    const dir = options.dir ?? temporaryDir('git-sshd-test-');
     const configFile = join(dir, 'config.yml');
     const base: Record<string, any> = {
       user: 'git',
@@ -107,7 +113,7 @@ export class TestServer {
     }
     writeFileSync(configFile, stringify(base));
     if (options.users) writeUsers(join(dir, 'data', 'users.yml'), options.users);
-    const child = spawn(process.execPath, [MAIN, '--config', configFile], {
+    const child = spawnGroup(process.execPath, [MAIN, '--config', configFile], {
       cwd: dir,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,17 +122,15 @@ export class TestServer {
     let listening: LogLine;
     try {
       listening = await Promise.race([
-        // Generous: a loaded CI machine with several servers starting at once (RSA host keys,
-        // the Kubernetes client's import) has taken over 20 s.
-        server.waitForLog((line) => line.msg === 'listening', 60_000),
+        server.waitForLog((line) => line.msg === 'listening'),
         server.exited.then((code) => {
           throw new Error(`server exited with ${code} before listening: ${server.stderr.join('\n')}`);
         }),
       ]);
     } catch (err) {
-      // A server left running would keep the test file's process alive past its tests.
-      await server.stop('SIGKILL');
-      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+      // Not started is not left running: the caller has no server to dispose of.
+      await killGroup(child);
+      if (!options.dir) removeTemporaryDir(dir);
       throw err;
     }
     server.port = listening.port as number;
@@ -136,23 +140,32 @@ export class TestServer {
   }
 
   /** Resolves with the first log line (already seen or still to come) that matches. */
-  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<LogLine> {
     const seen = this.logs.find(match);
     if (seen) return Promise.resolve(seen);
+    if (this.logEnded) return Promise.reject(new Error(`the server's log ended (exit ${this.exitCode}) without a matching line`));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
+      const waiter = {
         match,
-        resolve: (line) => {
+        resolve: (line: LogLine) => {
           clearTimeout(timer);
           resolve(line);
         },
-      });
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`no matching log line within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 
   /** Like waitForLog, but only for lines logged from now on. */
-  nextLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  nextLog(match: (line: LogLine) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<LogLine> {
     const seen = this.logs.length;
     return this.waitForLog((line) => this.logs.indexOf(line) >= seen && match(line), timeoutMs);
   }
@@ -160,7 +173,7 @@ export class TestServer {
   /** GET on the monitoring server: status and body. */
   async http(path: string): Promise<{ status: number; body: string }> {
     if (this.monitoringPort === 0) throw new Error('the monitoring server is off');
-    const response = await fetch(`http://127.0.0.1:${this.monitoringPort}${path}`, { signal: AbortSignal.timeout(5000) });
+    const response = await fetch(`http://127.0.0.1:${this.monitoringPort}${path}`, { signal: AbortSignal.timeout(EVENT_TIMEOUT_MS) });
     return { status: response.status, body: await response.text() };
   }
 
@@ -177,17 +190,23 @@ export class TestServer {
     return this.logs.filter((line) => line.msg === 'connection closed');
   }
 
+  /** Signals the server alone (as its supervisor would); the whole group is killed if it has not exited after a minute. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.exitCode === undefined) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const timer = setTimeout(() => void killGroup(this.child), EVENT_TIMEOUT_MS);
     const code = await this.exited;
     clearTimeout(timer);
     return code;
   }
 
+  /** Stops the server and everything it started, and removes its directory. Safe to call twice. */
   async dispose(): Promise<void> {
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+    try {
+      await this.stop();
+    } finally {
+      await killGroup(this.child);
+      removeTemporaryDir(this.dir);
+    }
   }
 }
 

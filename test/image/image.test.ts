@@ -101,7 +101,7 @@ describe('the container image', () => {
     ]);
     assert.equal(run.code, 0, run.stderr);
     let ready = 0;
-    // Up to 2 minutes: a container start on a loaded CI machine (vfs storage) has taken over 20 s.
+    // Bounded at two minutes: a loaded machine may take that long to start a container.
     for (let attempt = 0; attempt < 600 && ready !== 200; attempt += 1) {
       ready = await status(webPort, '/start');
       if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 200));

@@ -29,7 +29,7 @@ function withStore(fn: (context: { file: string; store: UsersStore; lines: Retur
 const usersText = (...names: string[]): string => `users:\n${names.map((name) => `  - name: ${name}\n`).join('')}`;
 const userNames = (store: UsersStore): string[] => [...store.current.users.keys()];
 
-async function waitFor(condition: () => boolean, timeoutMs = 3000, intervalMs = 20): Promise<void> {
+async function waitFor(condition: () => boolean, timeoutMs = 60_000, intervalMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);

@@ -4,6 +4,7 @@ import ssh2, { type ParsedKey } from 'ssh2';
 import { ERR_HOST_KEYS, GitSshdError } from '../../errors.js';
 import type { Logger } from '../../logging/logger.js';
 import { fingerprint } from '../fingerprint.js';
+import { generateUsableKeyPair, type GeneratedKeyPair } from './generate.js';
 import { toSsh2Readable } from './pkcs8.js';
 
 const { utils } = ssh2;
@@ -66,17 +67,13 @@ function warnIfExposed(path: string, log: Logger): void {
   }
 }
 
-/**
- * ssh2 1.17 strips leading zero bytes from an ed25519 public key when it writes the
- * pair, so about one generated key in 256 is one that ssh2 itself cannot read back.
- * Such a pair is thrown away and another drawn (bounded: the odds of five in a row are 2^-40).
- */
-function generateUsablePair(type: (typeof GENERATED)[number]): { private: string; public: string } {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const pair = utils.generateKeyPairSync(type.type as 'ed25519', type.options as never);
-    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
+/** A pair ssh2 can read back (see generateUsableKeyPair), or the start-up error. */
+function generateUsablePair(type: (typeof GENERATED)[number]): GeneratedKeyPair {
+  try {
+    return generateUsableKeyPair(type.type, type.options);
+  } catch (err) {
+    throw new GitSshdError(ERR_HOST_KEYS, `could not generate a usable ${type.type} host key: ${(err as Error).message}`);
   }
-  throw new GitSshdError(ERR_HOST_KEYS, `could not generate a usable ${type.type} host key`);
 }
 
 /** A fresh set of host keys (ed25519, ECDSA P-256, RSA 3072) by OpenSSH's file names. */
