@@ -12,6 +12,8 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The sid root (OpenSSH 10, git 2.5x) is made with debootstrap, in the background below.
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 # The README test runs the quick start in a network namespace of its own (port 2222 always free).
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
@@ -51,7 +53,10 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)
 
 # Today's clients as test peers, built once and cached under ~/.cache/git-sshd: a Debian sid
 # root with OpenSSH 10 and git 2.5x (a few minutes the first time), Go's x/crypto/ssh, Paramiko.
-bash scripts/sid-root.sh >/dev/null
+# The sid root is mostly downloads and unpacking: it is made in the background while the Go
+# builds below use the CPU, and waited for before the tests.
+bash scripts/sid-root.sh >/dev/null &
+sid_root_job=$!
 bash scripts/go-peer.sh >/dev/null
 bash scripts/paramiko-peer.sh >/dev/null
 
@@ -73,6 +78,8 @@ if [ ! -x "$SSH_AUDIT_VENV/bin/ssh-audit" ]; then
   "$SSH_AUDIT_VENV/bin/pip" install -q --disable-pip-version-check ssh-audit==3.9.0
 fi
 export SSH_AUDIT="$SSH_AUDIT_VENV/bin/ssh-audit"
+
+wait "$sid_root_job" || { echo "test set-up: the Debian sid root could not be made (see above)" >&2; exit 1; }
 
 echo "test set-up: compiling and type-checking (1-5 min, the more the busier the machine)"
 npm run --silent build
