@@ -63,6 +63,8 @@ func main() {
 	token := flag.String("token", "", "Gitaly auth token (v2); empty = no authentication")
 	tlsCert := flag.String("tls-cert", "", "serve TLS with this certificate (PEM)")
 	tlsKey := flag.String("tls-key", "", "key of -tls-cert")
+	yamuxEcho := flag.Bool("yamux-echo", false, "serve plain hashicorp/yamux echo sessions instead of Gitaly (tests of git-sshd's yamux)")
+	pushBytes := flag.Int("yamux-push-bytes", 0, "with -yamux-echo: bytes of a pattern the server sends on a stream it opens")
 	storages := storageFlag{}
 	flag.Var(storages, "storage", "name=dir, repeatable")
 	flag.Parse()
@@ -86,6 +88,12 @@ func main() {
 	listener, err := net.Listen(network, address)
 	if err != nil {
 		logger.Fatalf("listen: %v", err)
+	}
+
+	if *yamuxEcho {
+		emit(map[string]any{"event": "listening", "address": "tcp://" + listener.Addr().String()})
+		serveYamuxEcho(listener, *pushBytes)
+		return
 	}
 
 	check := func(ctx context.Context) error {
