@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Logger } from '../logging/logger.js';
-import { forward } from '../ssh/streams.js';
+import { forward } from '../io/forward.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 
 const SUBCOMMAND = {
