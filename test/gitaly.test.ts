@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -182,5 +183,135 @@ describe('backend gitlab with git in Gitaly (the Gitaly test peer), with OpenSSH
     assert.match(clone.stderr, /ERROR: Gitaly refused this server's credentials \(permission denied: wrong hmac signature\); the Gitaly token may be wrong/);
     assert.equal(peer.rpcs('SSHUploadPackWithSidechannel').at(-1)!.code, 'PermissionDenied');
     assert.ok((await server.metric('git_sshd_gitaly_errors_total', '{grpc_method="SSHUploadPackWithSidechannel",class="system"}'))! >= 1);
+  });
+});
+
+const MEGABYTE = 1024 * 1024;
+
+/** A port nothing listens on (bound once, then closed). */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe('backend gitlab with git in Gitaly: large transfers and Gitaly failures', () => {
+  const api = new GitlabApiFixture(SECRET);
+  const alice = makeKey();
+  const storage = temporaryDir('git-sshd-gitaly-big-');
+  const scratch = temporaryDir('git-sshd-gitaly-big-work-');
+  let peer: GitalyPeer;
+  let server: TestServer;
+  let silent: Server | undefined;
+  const silentSockets: Socket[] = [];
+  let address = '';
+
+  before(async () => {
+    gitLocal(['init', '-q', '--bare', join(storage, RELATIVE)]);
+    peer = await GitalyPeer.start(['-token', TOKEN, '-storage', `default=${storage}`]);
+    address = peer.address;
+    await api.start();
+    api.users.set(blobOf(alice.publicLine), { keyId: 11, userId: 7, username: 'alice' });
+    api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN);
+    server = await TestServer.start({ config: { backend: 'gitlab', gitlab_url: api.url, secret: SECRET, gitlab: { gitaly_start_timeout: '5s' } } });
+  });
+  after(async () => {
+    for (const socket of silentSockets) socket.destroy();
+    silent?.close();
+    await server?.dispose();
+    await api.stop();
+    await peer?.stop();
+  });
+
+  test('a 100 MB push and clone through Gitaly are byte-identical', async () => {
+    const work = join(scratch, 'work');
+    gitLocal(['init', '-q', '-b', 'main', work]);
+    // Random bytes do not compress: the packs really are ~100 MB on the wire both ways.
+    for (let commit = 0; commit < 5; commit++) {
+      for (let file = 0; file < 2; file++) writeFileSync(join(work, `blob-${commit}-${file}.bin`), randomBytes(10 * MEGABYTE));
+      gitLocal(['add', '.'], work);
+      gitLocal(['-c', 'user.name=T', '-c', 'user.email=t@e', 'commit', '-q', '-m', `commit ${commit}`], work);
+    }
+    gitLocal(['tag', 'v1'], work);
+    const pushed = await git(alice, server.port, ['push', '--mirror', url(server.port, 'group/project.git')], work);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const clone = join(scratch, 'clone');
+    const cloned = await git(alice, server.port, ['clone', '--mirror', url(server.port, 'group/project.git'), clone]);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    const refs = (dir: string): string => gitLocal(['for-each-ref', '--format=%(objectname) %(refname)'], dir);
+    assert.equal(refs(clone), refs(work));
+    assert.equal(refs(join(storage, RELATIVE)), refs(work));
+    gitLocal(['fsck', '--full', '--strict'], clone);
+    gitLocal(['fsck', '--full', '--strict'], join(storage, RELATIVE));
+    const summary = server.summaries().find((line) => (line.sessions as Array<{ command: string }>)[0]?.command === 'git-upload-pack');
+    assert.ok((summary?.bytes_out as number) > 100 * MEGABYTE, `bytes_out ${summary?.bytes_out}`);
+  });
+
+  test('Gitaly killed mid-clone: the user gets a clean error, the session ends, and the next clone dials the restarted Gitaly', async () => {
+    const sentBefore = (await server.metric('git_sshd_bytes_total', '{direction="sent"}')) ?? 0;
+    const mark = server.mark();
+    const clone = slowGit(alice, server.port, 1 * MEGABYTE, ['clone', url(server.port, 'group/project.git'), join(temporaryDir('git-sshd-gitaly-kill-'), 'p')]);
+    // Wait for the pack to be flowing (bounded: at most 60 s of polling).
+    for (let attempt = 0; attempt < 600; attempt++) {
+      const sent = (await server.metric('git_sshd_bytes_total', '{direction="sent"}')) ?? 0;
+      if (sent - sentBefore > 3 * MEGABYTE) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await peer.stop('SIGKILL');
+    const result = await clone;
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /ERROR: The git server, Gitaly, is not available at this time\. Please contact your administrator\./);
+    await server.waitForLogSince(mark, (line) => line.msg === 'connection closed', 30_000);
+    await server.waitForLogSince(mark, (line) => line.msg === 'Gitaly connection closed', 30_000);
+    assert.equal(await server.metric('gitlab_shell_sshd_in_flight_connections'), 0);
+    // Gitaly comes back on the same address: the dead channel was dropped, a new one is dialed.
+    peer = await GitalyPeer.start(['-listen', address, '-token', TOKEN, '-storage', `default=${storage}`]);
+    const again = await git(alice, server.port, ['clone', '-q', '--bare', url(server.port, 'group/project.git'), join(temporaryDir('git-sshd-gitaly-again-'), 'p')]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  test('Gitaly down at start: a clear ERROR, counted as a failed connection and a system error', async () => {
+    const failedBefore = (await server.metric('gitlab_shell_gitaly_connections_total', '{status="fail"}')) ?? 0;
+    const down = `tcp://127.0.0.1:${await closedPort()}`;
+    api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(down, TOKEN);
+    try {
+      const result = await git(alice, server.port, ['clone', url(server.port, 'group/project.git'), join(temporaryDir('git-sshd-gitaly-down-'), 'p')]);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /ERROR: The git server, Gitaly, is not available at this time\. Please contact your administrator\. \(correlation id [0-9a-f-]{36}\)/);
+      assert.equal(await server.metric('gitlab_shell_gitaly_connections_total', '{status="fail"}'), failedBefore + 1);
+      const pushed = await git(alice, server.port, ['push', url(server.port, 'group/project.git'), 'HEAD:refs/heads/x'], makeWorkTree());
+      assert.notEqual(pushed.code, 0);
+      assert.match(pushed.stderr, /ERROR: The git server, Gitaly, is not available/);
+    } finally {
+      api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN);
+    }
+  });
+
+  test('a Gitaly that accepts but never answers: ERROR once the start deadline passes, and the connection is dropped', async () => {
+    silent = createServer((socket) => {
+      silentSockets.push(socket);
+      socket.on('error', () => undefined);
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const silentAddress = `tcp://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(silentAddress, TOKEN);
+    try {
+      const before = (await server.metric('grpc_client_handled_total', '{grpc_type="unary",grpc_service="gitaly.SSHService",grpc_method="SSHUploadPackWithSidechannel",grpc_code="DeadlineExceeded"}')) ?? 0;
+      const result = await git(alice, server.port, ['clone', url(server.port, 'group/project.git'), join(temporaryDir('git-sshd-gitaly-silent-'), 'p')]);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /ERROR: The git server, Gitaly, is not available at this time/);
+      assert.equal(
+        await server.metric('grpc_client_handled_total', '{grpc_type="unary",grpc_service="gitaly.SSHService",grpc_method="SSHUploadPackWithSidechannel",grpc_code="DeadlineExceeded"}'),
+        before + 1,
+      );
+      const socket = silentSockets[0]!;
+      if (!socket.destroyed && !socket.readableEnded) await Promise.race([once(socket, 'end'), once(socket, 'close')]);
+    } finally {
+      api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN);
+    }
   });
 });

@@ -3,7 +3,8 @@ import type { GitService, GitalyCall } from '../backends/backend.js';
 import type { GitOutcome, GitRun, GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
 import type { GitalyMetrics } from '../monitoring/gitalyMetrics.js';
-import { GitalyChannels } from './channels.js';
+import type { GitalyChannel } from './channel.js';
+import type { GitalyChannels } from './channels.js';
 import { classify, StartDeadline } from './failure.js';
 import { RepositorySchema, type Repository } from './gen/gitaly/ssh_pb.js';
 import { receivePack, uploadArchive } from './streamed.js';
@@ -65,8 +66,9 @@ export class GitalyTransport implements GitTransport {
     run.signal.addEventListener('abort', onAbort, { once: true });
     const deadline = new StartDeadline(this.options.startTimeoutMs, controller);
     let code = 'OK';
+    let channel: GitalyChannel | undefined;
     try {
-      const channel = await this.options.channels.get(call.address, call.token, controller.signal);
+      channel = await this.options.channels.get(call.address, call.token, controller.signal);
       const context: CallContext = {
         run,
         call,
@@ -81,6 +83,8 @@ export class GitalyTransport implements GitTransport {
       return await uploadArchive(channel, context);
     } catch (err) {
       const failure = classify(err, { aborted: run.signal.aborted, deadline, startTimeoutMs: this.options.startTimeoutMs });
+      // A Gitaly that took the connection but does not answer on it: dial afresh next time.
+      if (deadline.fired) channel?.close();
       code = failure.code;
       if (failure.errorClass) {
         metrics.errors.inc({ grpc_method: method.name, class: failure.errorClass });
