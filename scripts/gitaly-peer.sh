@@ -9,7 +9,7 @@ cache="${GIT_SSHD_CACHE:-$HOME/.cache/git-sshd}"
 binary="$cache/gitaly-peer-$hash"
 if [ ! -x "$binary" ]; then
   mkdir -p "$cache"
-  echo "building the Gitaly test peer (once; about 10 min on 2 busy cores)" >&2
+  echo "building the Gitaly test peer (once; about 10-30 min on 2 busy cores: Gitaly's module and its dependencies)" >&2
   # -mod=readonly: go.sum is committed; a build must not rewrite it.
   GOFLAGS=-mod=readonly GOTOOLCHAIN=local nice go build -trimpath -o "$binary.tmp" .
   mv "$binary.tmp" "$binary"

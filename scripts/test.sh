@@ -39,6 +39,11 @@ export PATH="$GIT_SSHD_TOOLS:$PATH" HELM="$GIT_SSHD_TOOLS/helm" HELM_UNITTEST="$
 npm run --silent build
 npm run --silent typecheck
 
+# The Gitaly test peer (Go, from the module proxy): built once into ~/.cache/git-sshd, before
+# the tests run so its first build does not count against a test's timeout.
+GIT_SSHD_GITALY_PEER="$(bash scripts/gitaly-peer.sh)"
+export GIT_SSHD_GITALY_PEER
+
 # test/image/ builds and runs the container: `npm run test:image`, apart from this.
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/image/*' | sort)
 # A hung test fails by name after two minutes instead of stalling CI.

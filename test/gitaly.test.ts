@@ -47,7 +47,7 @@ done
   return repo;
 }
 
-function gitalyAllowed(address: string, token: string, extra: { features?: Record<string, string> } = {}): Reply {
+function gitalyAllowed(address: string, token: string, extra: { features?: Record<string, string>; gitConfigOptions?: string[] } = {}): Reply {
   const reply = allowedReply({ relativePath: RELATIVE, projectPath: 'group/project', userId: 7, username: 'alice' });
   const body = reply.body as Record<string, any>;
   return {
@@ -55,6 +55,7 @@ function gitalyAllowed(address: string, token: string, extra: { features?: Recor
     body: {
       ...body,
       gl_key_id: 11,
+      ...(extra.gitConfigOptions ? { git_config_options: extra.gitConfigOptions } : {}),
       gitaly: { ...body.gitaly, address, token, features: extra.features ?? { 'gitaly-feature-sidechannel-speedup': 'true', 'not-a-gitaly-flag': 'x' } },
     },
   };
@@ -215,7 +216,8 @@ describe('backend gitlab with git in Gitaly: large transfers and Gitaly failures
     address = peer.address;
     await api.start();
     api.users.set(blobOf(alice.publicLine), { keyId: 11, userId: 7, username: 'alice' });
-    api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN);
+    // No receive.MaxInputSize here: 100 MB pushes must go through.
+    api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN, { gitConfigOptions: [] });
     server = await TestServer.start({ config: { backend: 'gitlab', gitlab_url: api.url, secret: SECRET, gitlab: { gitaly_start_timeout: '5s' } } });
   });
   after(async () => {
@@ -226,7 +228,7 @@ describe('backend gitlab with git in Gitaly: large transfers and Gitaly failures
     await peer?.stop();
   });
 
-  test('a 100 MB push and clone through Gitaly are byte-identical', async () => {
+  test('a 100 MB push and clone through Gitaly are byte-identical', { timeout: 900_000 }, async () => {
     const work = join(scratch, 'work');
     gitLocal(['init', '-q', '-b', 'main', work]);
     // Random bytes do not compress: the packs really are ~100 MB on the wire both ways.
@@ -250,7 +252,7 @@ describe('backend gitlab with git in Gitaly: large transfers and Gitaly failures
     assert.ok((summary?.bytes_out as number) > 100 * MEGABYTE, `bytes_out ${summary?.bytes_out}`);
   });
 
-  test('Gitaly killed mid-clone: the user gets a clean error, the session ends, and the next clone dials the restarted Gitaly', async () => {
+  test('Gitaly killed mid-clone: the user gets a clean error, the session ends, and the next clone dials the restarted Gitaly', { timeout: 600_000 }, async () => {
     const sentBefore = (await server.metric('git_sshd_bytes_total', '{direction="sent"}')) ?? 0;
     const mark = server.mark();
     const clone = slowGit(alice, server.port, 1 * MEGABYTE, ['clone', url(server.port, 'group/project.git'), join(temporaryDir('git-sshd-gitaly-kill-'), 'p')]);
@@ -286,7 +288,7 @@ describe('backend gitlab with git in Gitaly: large transfers and Gitaly failures
       assert.notEqual(pushed.code, 0);
       assert.match(pushed.stderr, /ERROR: The git server, Gitaly, is not available/);
     } finally {
-      api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN);
+      api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN, { gitConfigOptions: [] });
     }
   });
 
@@ -311,7 +313,7 @@ describe('backend gitlab with git in Gitaly: large transfers and Gitaly failures
       const socket = silentSockets[0]!;
       if (!socket.destroyed && !socket.readableEnded) await Promise.race([once(socket, 'end'), once(socket, 'close')]);
     } finally {
-      api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN);
+      api.handlers['/api/v4/internal/allowed'] = () => gitalyAllowed(address, TOKEN, { gitConfigOptions: [] });
     }
   });
 });
