@@ -2,6 +2,7 @@ import { GitSshdError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { GitalyMetrics } from '../monitoring/gitalyMetrics.js';
 import { parseGitalyAddress } from './address.js';
+import { raceAbort } from './abort.js';
 import { GitalyChannel } from './channel.js';
 
 export const ERR_GITALY_UNAVAILABLE = 'ERR_GITALY_UNAVAILABLE';
@@ -75,21 +76,4 @@ export class GitalyChannels {
       throw new GitSshdError(ERR_GITALY_UNAVAILABLE, 'Gitaly connection failed', { cause: err, publicMessage: GITALY_UNAVAILABLE });
     }
   }
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }

@@ -3,6 +3,7 @@ import type { GitService, GitalyCall } from '../backends/backend.js';
 import type { GitOutcome, GitRun, GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
 import type { GitalyMetrics } from '../monitoring/gitalyMetrics.js';
+import { raceAbort } from './abort.js';
 import type { GitalyChannel } from './channel.js';
 import type { GitalyChannels } from './channels.js';
 import { classify, StartDeadline } from './failure.js';
@@ -78,9 +79,11 @@ export class GitalyTransport implements GitTransport {
         started: () => deadline.clear(),
         log,
       };
-      if (run.service === 'git-upload-pack') return await uploadPack(channel, context);
-      if (run.service === 'git-receive-pack') return await receivePack(channel, context);
-      return await uploadArchive(channel, context);
+      const running = run.service === 'git-upload-pack' ? uploadPack(channel, context) : run.service === 'git-receive-pack' ? receivePack(channel, context) : uploadArchive(channel, context);
+      running.catch(() => undefined);
+      // The deadline or the session ends the call at once, even where the RPC library would
+      // still wait (an HTTP/2 handshake that never completes); what is left is cancelled below.
+      return await raceAbort(running, controller.signal);
     } catch (err) {
       const failure = classify(err, { aborted: run.signal.aborted, deadline, startTimeoutMs: this.options.startTimeoutMs });
       // A Gitaly that took the connection but does not answer on it: dial afresh next time.
