@@ -35,11 +35,11 @@ describe('backend gitlab with git in Gitaly when Gitaly fails', () => {
   let address = '';
 
   before(async () => {
-    // 30 MB of random blobs, put in Gitaly's storage directly: a clone read at 1 MB/s is
+    // 12 MB of random blobs, put in Gitaly's storage directly: a clone read at 1 MB/s is
     // still running when the test kills Gitaly.
     const work = join(scratch, 'work');
     gitLocal(['init', '-q', '-b', 'main', work]);
-    for (let file = 0; file < 3; file++) writeFileSync(join(work, `blob-${file}.bin`), randomBytes(10 * MEGABYTE));
+    for (let file = 0; file < 3; file++) writeFileSync(join(work, `blob-${file}.bin`), randomBytes(4 * MEGABYTE));
     gitLocal(['add', '.'], work);
     gitLocal(['-c', 'user.name=T', '-c', 'user.email=t@e', 'commit', '-q', '-m', 'big'], work);
     gitLocal(['clone', '-q', '--bare', work, join(storage, RELATIVE)]);
@@ -103,6 +103,8 @@ describe('backend gitlab with git in Gitaly when Gitaly fails', () => {
     silent = createServer((socket) => {
       silentSockets.push(socket);
       socket.on('error', () => undefined);
+      // Reads (and ignores) what it is sent, so that it sees the connection end.
+      socket.resume();
     });
     silent.listen(0, '127.0.0.1');
     await once(silent, 'listening');
