@@ -57,6 +57,10 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)
 # builds below use the CPU, and waited for before the tests.
 bash scripts/sid-root.sh >/dev/null &
 sid_root_job=$!
+# The Gitaly test peer downloads ~730 MB of Go modules the first time: also in the background.
+gitaly_peer_out="$(mktemp)"
+bash scripts/gitaly-peer.sh >"$gitaly_peer_out" &
+gitaly_peer_job=$!
 bash scripts/go-peer.sh >/dev/null
 bash scripts/paramiko-peer.sh >/dev/null
 
@@ -84,6 +88,14 @@ wait "$sid_root_job" || { echo "test set-up: the Debian sid root could not be ma
 echo "test set-up: compiling and type-checking (1-5 min, the more the busier the machine)"
 npm run --silent build
 npm run --silent typecheck
+
+# The Gitaly test peer (Go, from the module proxy): built once into ~/.cache/git-sshd, before
+# the tests run so its first build does not count against a test's timeout. Started in the
+# background above; waited for here.
+wait "$gitaly_peer_job" || { echo "test set-up: the Gitaly test peer could not be built (see above)" >&2; exit 1; }
+GIT_SSHD_GITALY_PEER="$(tail -n 1 "$gitaly_peer_out")"
+rm -f "$gitaly_peer_out"
+export GIT_SSHD_GITALY_PEER
 
 # The run's own temp dir and marker: every test's temp files land under it, every process
 # it starts carries the marker (test/helpers/processes.ts passes it on), and at the end,

@@ -10,13 +10,20 @@ export class GitSshdError extends Error {
   readonly errorClass: ErrorClass;
   /** Lines the backend wants the user to read before the error (GitLab's console messages). */
   readonly consoleMessages: readonly string[];
+  /** For a system error: what the user may read instead of "internal server error". */
+  readonly publicMessage: string | undefined;
 
-  constructor(code: string, message: string, options: { cause?: unknown; errorClass?: ErrorClass; consoleMessages?: readonly string[] } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { cause?: unknown; errorClass?: ErrorClass; consoleMessages?: readonly string[]; publicMessage?: string } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GitSshdError';
     this.code = code;
     this.errorClass = options.errorClass ?? 'system';
     this.consoleMessages = options.consoleMessages ?? [];
+    this.publicMessage = options.publicMessage;
   }
 }
 

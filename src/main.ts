@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { AccessBackend } from './backends/backend.js';
-import { GitlabApiClient } from './backends/gitlab/apiClient.js';
+import { certificatesIn, GitlabApiClient } from './backends/gitlab/apiClient.js';
 import { GitlabBackend } from './backends/gitlab/gitlabBackend.js';
 import { LocalBackend } from './backends/local/localBackend.js';
 import { sweepStaleIncoming } from './backends/local/staleIncoming.js';
@@ -9,9 +9,13 @@ import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { GitSshdError } from './errors.js';
 import { LocalGitTransport } from './git/localTransport.js';
+import { RoutingTransport } from './git/routingTransport.js';
+import { GitalyChannels } from './gitaly/channels.js';
+import { GitalyTransport } from './gitaly/transport.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { drain } from './lifecycle/shutdown.js';
 import { createLogger, type Logger } from './logging/logger.js';
+import { GitalyMetrics } from './monitoring/gitalyMetrics.js';
 import { Metrics } from './monitoring/metrics.js';
 import { MonitoringServer } from './monitoring/server.js';
 import { Listener } from './server/listener.js';
@@ -50,9 +54,9 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       })
     : undefined;
   const hostKeys = keySecret ? await keySecret.load() : loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
-  const transport = new LocalGitTransport({ baseEnv: config.gitEnv, uploadPack: config.uploadPack, log });
+  const localTransport = new LocalGitTransport({ baseEnv: config.gitEnv, uploadPack: config.uploadPack, log });
   // git runs in process groups of its own, which do not die with us: take them along.
-  process.on('exit', () => transport.killAll());
+  process.on('exit', () => localTransport.killAll());
   let ssh: SshServer | undefined;
   let penalties: SourcePenalties | undefined;
   const metrics = new Metrics(
@@ -66,6 +70,13 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     version,
   );
   const backend = createBackend(config, metrics, version, log);
+  const gitalyChannels = config.backend === 'gitlab' && config.gitlab.gitTransport === 'gitaly' ? createGitalyChannels(config, metrics, log) : undefined;
+  const transport = new RoutingTransport({
+    local: localTransport,
+    gitaly: gitalyChannels
+      ? new GitalyTransport({ channels: gitalyChannels, startTimeoutMs: config.gitlab.gitalyStartTimeoutMs, clientName: 'git-sshd', log, metrics: gitalyChannels.metrics })
+      : undefined,
+  });
   // Up first, answering 502 on readiness until the SSH port listens; a port taken is fatal.
   const monitoring = config.sshd.webListen
     ? new MonitoringServer({
@@ -167,7 +178,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       },
     })
       // git got EOF at the cut; what has not ended by itself yet gets SIGTERM before we exit.
-      .then(() => Promise.all([backend.close(), monitoring?.close(), transport.settle(SETTLE_AT_EXIT_MS)]))
+      .then(() => Promise.all([backend.close(), monitoring?.close(), localTransport.settle(SETTLE_AT_EXIT_MS), gitalyChannels?.closeAll()]))
       .catch((err: unknown) => log.error({ err }, 'error while stopping'))
       .then(() => {
         log.flush();
@@ -177,6 +188,20 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+function createGitalyChannels(config: Config, metrics: Metrics, log: Logger): GitalyChannels {
+  const ca = [
+    ...(config.httpSettings.caFile ? [readFileSync(config.httpSettings.caFile, 'utf8')] : []),
+    ...certificatesIn([config.httpSettings.caPath, config.sslCertDir].filter((dir) => dir !== '')),
+  ];
+  return new GitalyChannels({
+    ca,
+    connectTimeoutMs: config.gitlab.gitalyConnectTimeoutMs,
+    keepAliveMs: config.gitlab.gitalyKeepAliveMs,
+    log,
+    metrics: new GitalyMetrics(metrics.registry),
+  });
 }
 
 function createBackend(config: Config, metrics: Metrics, version: string, log: Logger): AccessBackend {
@@ -198,6 +223,7 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
       storages: config.gitlab.storages,
       keyCache: { ttlMs: config.gitlab.keyCacheTtlMs, max: config.gitlab.keyCacheSize },
       pat: config.pat,
+      gitTransport: config.gitlab.gitTransport,
       localPush: config.gitlab.localPush,
       log,
     });

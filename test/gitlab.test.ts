@@ -29,7 +29,7 @@ function makeStorageRepository(storage: string): void {
   execFileSync('chown', ['-R', '12345:12345', join(storage, '@hashed')]);
 }
 
-describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and git', () => {
+describe('backend gitlab with git on a local volume (git_transport: local), against a GitLab internal API fixture, with OpenSSH and git', () => {
   const api = new GitlabApiFixture(SECRET);
   const alice = makeKey();
   const stranger = makeKey();
@@ -51,7 +51,7 @@ describe('backend gitlab against a GitLab internal API fixture, with OpenSSH and
         gitlab_url: api.url,
         secret: SECRET,
         // The push test below needs it; its own default (off) is tested further down.
-        gitlab: { storages: { default: storage }, key_cache_ttl: '30s', local_push: true },
+        gitlab: { git_transport: 'local', storages: { default: storage }, key_cache_ttl: '30s', local_push: true },
       },
     });
   });
@@ -392,7 +392,7 @@ describe('backend gitlab behind a load balancer, with a short key cache', () => 
         backend: 'gitlab',
         gitlab_url: api.url,
         secret: SECRET,
-        gitlab: { storages: { default: storage }, key_cache_ttl: '1s' },
+        gitlab: { git_transport: 'local', storages: { default: storage }, key_cache_ttl: '1s' },
         sshd: { proxy_protocol: true, proxy_allowed: ['127.0.0.3/32'] },
       },
     });
@@ -411,7 +411,7 @@ describe('backend gitlab behind a load balancer, with a short key cache', () => 
     assert.equal(api.to('/allowed')[0]!.body.check_ip, '127.0.0.5');
   });
 
-  test('pushes are refused by default: GitLab\'s push checks run in Gitaly, which a local git does not run', async () => {
+  test('with git on a local volume, pushes are refused by default: GitLab\'s push checks run in Gitaly, which a local git does not run', async () => {
     const result = await ssh(key, server.port, ['git-receive-pack', 'group/project.git']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /ERROR: pushes are not served by this server yet/);

@@ -27,11 +27,36 @@ export interface CommandIO {
   write(stream: 'stdout' | 'stderr', text: string): Promise<void>;
 }
 
+/** A git command to run in Gitaly, as GitLab's /allowed described it. */
+export interface GitalyCall {
+  /** `tcp://`, `tls://` or `unix:` address of the Gitaly (or Praefect) serving the repository. */
+  readonly address: string;
+  readonly token: string;
+  readonly repository: {
+    readonly storageName: string;
+    readonly relativePath: string;
+    readonly gitObjectDirectory: string;
+    readonly gitAlternateObjectDirectories: readonly string[];
+    readonly glRepository: string;
+    readonly glProjectPath: string;
+  };
+  readonly glId: string;
+  readonly glRepository: string;
+  readonly glUsername: string;
+  readonly gitConfigOptions: readonly string[];
+  /** gRPC metadata as gitlab-shell sends it: gitaly-feature-*, key_id, user_id, remote_ip, ... */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The connection's correlation id, for logs. */
+  readonly correlationId: string;
+}
+
 export interface GitTarget {
   /** Canonical repository name, for logs and metrics. */
   readonly repo: string;
-  /** The bare repository git runs in. */
+  /** The bare repository git runs in (empty when git runs in Gitaly). */
   readonly repoDir: string;
+  /** Set when git runs in Gitaly rather than on a local volume. */
+  readonly gitaly?: GitalyCall;
   /** Extra environment for git and its hooks. */
   readonly env: Readonly<Record<string, string>>;
   /** Run once git has exited 0; for receive-pack, repository upkeep after a push. */

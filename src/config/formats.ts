@@ -201,6 +201,7 @@ export const FORMATS = {
   'log-level': caseInsensitiveEnum('log-level', ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic']),
   'log-format': caseInsensitiveEnum('log-format', ['auto', 'json', 'text']),
   backend: caseInsensitiveEnum('backend', ['local', 'gitlab']),
+  'git-transport': caseInsensitiveEnum('git-transport', ['gitaly', 'local']),
   'storage-map': {
     validate(value: unknown): void {
       if (!value || typeof value !== 'object' || Array.isArray(value)) throw invalid('must be a map of storage name to directory', value);

@@ -272,6 +272,10 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       keyCacheTtlMs: durationMs(raw.gitlab.key_cache_ttl),
       keyCacheSize: raw.gitlab.key_cache_size,
       localPush: raw.gitlab.local_push,
+      gitTransport: raw.gitlab.git_transport.toLowerCase() as 'gitaly' | 'local',
+      gitalyConnectTimeoutMs: durationMs(raw.gitlab.gitaly_connect_timeout),
+      gitalyStartTimeoutMs: durationMs(raw.gitlab.gitaly_start_timeout),
+      gitalyKeepAliveMs: durationMs(raw.gitlab.gitaly_keepalive),
     },
     pat: { enabled: raw.pat.enabled, allowedScopes: raw.pat.allowed_scopes },
     local: {

@@ -167,7 +167,11 @@ export const SCHEMA = {
     },
     key_cache_ttl: duration('How long a key GitLab confirmed is trusted without asking again; 0 = no cache', '30s', 'GIT_SSHD_KEY_CACHE_TTL'),
     key_cache_size: { doc: 'Keys kept in that cache', format: 'positive-int', default: 10000 },
-    local_push: bool('Serve pushes with a local git-receive-pack, without GitLab\'s Gitaly push hooks', false, 'GIT_SSHD_GITLAB_LOCAL_PUSH'),
+    local_push: bool('With git_transport local: serve pushes with a local git-receive-pack, without GitLab\'s Gitaly push hooks', false, 'GIT_SSHD_GITLAB_LOCAL_PUSH'),
+    git_transport: { doc: 'Where git runs: gitaly (the Gitaly /allowed names, as gitlab-sshd) or local (the repository on a volume, found through storages)', format: 'git-transport', default: 'gitaly', env: 'GIT_SSHD_GITLAB_GIT_TRANSPORT' },
+    gitaly_connect_timeout: duration('How long connecting to a Gitaly may take', '10s'),
+    gitaly_start_timeout: duration('How long a Gitaly may take to start answering a git command', '60s'),
+    gitaly_keepalive: duration('How often a Gitaly connection is pinged to find it dead; 0 = never', '30s'),
   },
   local: {
     data_dir: str('Directory of the embedded backend', './data', 'GIT_SSHD_DATA_DIR'),

@@ -85,6 +85,11 @@ export interface Config {
     readonly keyCacheTtlMs: number;
     readonly keyCacheSize: number;
     readonly localPush: boolean;
+    /** gitaly: git runs in the Gitaly /allowed names; local: on a volume, through storages. */
+    readonly gitTransport: 'gitaly' | 'local';
+    readonly gitalyConnectTimeoutMs: number;
+    readonly gitalyStartTimeoutMs: number;
+    readonly gitalyKeepAliveMs: number;
   };
   readonly pat: {
     readonly enabled: boolean;

@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import type { UploadPackOptions } from '../config/types.js';
 import { PassThrough } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
-import { forward } from '../ssh/streams.js';
+import { forward } from '../io/forward.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 import { uploadPackConfigArgs } from './uploadPackConfig.js';
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { GitService, GitTarget } from '../backends/backend.js';
-import type { CommandOutput } from '../ssh/channelOutput.js';
+import type { CommandOutput } from '../io/output.js';
 
 export interface GitRun {
   readonly service: GitService;

@@ -1,13 +1,6 @@
 import type { Socket } from 'node:net';
 import type { ServerChannel } from 'ssh2';
-
-export type OutputStream = 'stdout' | 'stderr';
-
-/** What a command writes its output through: one chunk at a time, resolved once taken. */
-export interface CommandOutput {
-  write(stream: OutputStream, chunk: Buffer): Promise<void>;
-  readonly bytes: number;
-}
+import type { CommandOutput, OutputStream } from '../io/output.js';
 
 /** How much encrypted data may wait in the socket for a client that has stopped reading. */
 const SOCKET_HIGH_WATER = 1024 * 1024;

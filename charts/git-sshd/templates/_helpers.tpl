@@ -181,7 +181,10 @@ Reading StorageClasses needs cluster-scope read access: `checkStorageClass: fals
 {{- $_ := set $config "local" (dict "data_dir" "/data") -}}
 {{- if eq .Values.backend.type "gitlab" -}}
 {{- $_ := set $config "gitlab_url" (required "backend.gitlab.url is required when backend.type is gitlab" .Values.backend.gitlab.url) -}}
-{{- $_ := set $config "gitlab" (merge (dict "storages" .Values.backend.gitlab.storages) (default dict $config.gitlab)) -}}
+{{- if and (eq .Values.backend.gitlab.gitTransport "local") (not .Values.backend.gitlab.repositoriesClaim) -}}
+{{- fail "backend.gitlab.gitTransport local runs git on a repository volume: set backend.gitlab.repositoriesClaim" -}}
+{{- end -}}
+{{- $_ := set $config "gitlab" (merge (dict "storages" .Values.backend.gitlab.storages "git_transport" .Values.backend.gitlab.gitTransport) (default dict $config.gitlab)) -}}
 {{- end -}}
 {{- if .Values.backend.local.users -}}
 {{- $_ := set $config "local" (dict "data_dir" "/data" "users_file" "/etc/git-sshd/users/users.yml") -}}

@@ -18,6 +18,8 @@ export interface AllowedResponse {
   readonly gl_project_path?: string;
   readonly gl_id?: string;
   readonly gl_username?: string;
+  readonly gl_key_type?: string;
+  readonly gl_key_id?: number | null;
   readonly git_config_options?: readonly string[];
   readonly gl_console_messages?: readonly string[];
   /** Present with HTTP 300: a custom action (Geo). */
@@ -26,9 +28,16 @@ export interface AllowedResponse {
     readonly repository?: {
       readonly storage_name: string;
       readonly relative_path: string;
+      readonly git_object_directory?: string;
+      readonly git_alternate_object_directories?: readonly string[];
       readonly gl_repository?: string;
       readonly gl_project_path?: string;
     };
+    /** tcp://, tls:// or unix: address of the Gitaly serving the repository. */
+    readonly address?: string;
+    readonly token?: string;
+    /** `gitaly-feature-*` flags, sent to Gitaly as metadata. */
+    readonly features?: Readonly<Record<string, string>>;
   };
 }
 

@@ -227,7 +227,7 @@ export class GitlabApiClient {
 }
 
 /** PEM files (*.pem, *.crt) in the directories; unreadable ones are skipped, as gitlab-shell does. */
-function certificatesIn(dirs: readonly string[]): string[] {
+export function certificatesIn(dirs: readonly string[]): string[] {
   const found: string[] = [];
   for (const dir of dirs) {
     let names: string[];

@@ -17,9 +17,12 @@ export interface GitlabBackendOptions {
   readonly storages: Readonly<Record<string, string>>;
   readonly keyCache: { readonly ttlMs: number; readonly max: number };
   readonly pat: { readonly enabled: boolean; readonly allowedScopes: readonly string[] };
+  /** gitaly: git runs in the Gitaly /allowed names (as gitlab-sshd); local: on a volume. */
+  readonly gitTransport: 'gitaly' | 'local';
   /**
-   * Serve pushes with a local git-receive-pack. Off by default: GitLab's per-branch push
-   * checks and post-push processing run in Gitaly's hooks, which a local git does not run.
+   * With the local transport, serve pushes with a local git-receive-pack. Off by default:
+   * GitLab's per-branch push checks and post-push processing run in Gitaly's hooks, which a
+   * local git does not run.
    */
   readonly localPush: boolean;
   readonly log: Logger;
@@ -79,6 +82,7 @@ export class GitlabBackend implements AccessBackend {
   }
 
   async authorizeGit(identity: Identity, service: GitService, repoArg: string, context: RequestContext): Promise<GitTarget> {
+    if (this.options.gitTransport === 'gitaly') return this.gitalyTarget(identity, service, repoArg, context);
     if (service === 'git-receive-pack' && !this.options.localPush) {
       throw policyError(
         'ERR_PUSH_UNSUPPORTED',
@@ -115,6 +119,50 @@ export class GitlabBackend implements AccessBackend {
         ...configEnv(['safe.directory=*', ...(allowed.git_config_options ?? [])]),
       },
       consoleMessages: allowed.gl_console_messages ?? [],
+    };
+  }
+
+  /** The command as gitlab-sshd runs it: in the Gitaly /allowed names, with its metadata. */
+  private async gitalyTarget(identity: Identity, service: GitService, repoArg: string, context: RequestContext): Promise<GitTarget> {
+    const allowed = await this.allowed(identity, service, repoArg, context);
+    const gitaly = allowed.gitaly;
+    const repository = gitaly?.repository;
+    if (!gitaly?.address || !repository) {
+      this.options.log.error({ has_address: Boolean(gitaly?.address), has_repository: Boolean(repository) }, '/allowed named no Gitaly address or repository');
+      throw new GitSshdError(ERR_STORAGE, 'GitLab named no Gitaly for this repository');
+    }
+    const features = Object.fromEntries(Object.entries(gitaly.features ?? {}).filter(([name]) => name.startsWith('gitaly-feature-')).map(([name, value]) => [name, String(value)]));
+    return {
+      repo: allowed.gl_project_path ?? repository.gl_project_path ?? repoArg,
+      repoDir: '',
+      env: {},
+      consoleMessages: allowed.gl_console_messages ?? [],
+      gitaly: {
+        address: gitaly.address,
+        token: gitaly.token ?? '',
+        repository: {
+          storageName: repository.storage_name,
+          relativePath: repository.relative_path,
+          gitObjectDirectory: repository.git_object_directory ?? '',
+          gitAlternateObjectDirectories: repository.git_alternate_object_directories ?? [],
+          glRepository: repository.gl_repository ?? allowed.gl_repository ?? '',
+          glProjectPath: repository.gl_project_path ?? allowed.gl_project_path ?? '',
+        },
+        glId: allowed.gl_id ?? '',
+        glRepository: allowed.gl_repository ?? '',
+        glUsername: allowed.gl_username ?? '',
+        gitConfigOptions: allowed.git_config_options ?? [],
+        // As gitlab-shell: feature flags, then who is asking and from where.
+        metadata: {
+          ...features,
+          key_id: String(allowed.gl_key_id ?? identity.keyId),
+          key_type: allowed.gl_key_type ?? 'key',
+          user_id: allowed.gl_id ?? '',
+          username: allowed.gl_username ?? '',
+          remote_ip: context.clientIp,
+        },
+        correlationId: context.correlationId,
+      },
     };
   }
 
