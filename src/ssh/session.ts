@@ -280,7 +280,8 @@ export class Session {
       record.result = 'denied';
       if (err.code === ERR_UNKNOWN_COMMAND || err.code === ERR_BAD_COMMAND) exitStatus = EXIT_UNKNOWN_COMMAND;
     } else {
-      message = `internal server error (correlation id ${this.options.correlationId})`;
+      const said = err instanceof GitSshdError ? err.userMessage : undefined;
+      message = `${said ?? 'internal server error'} (correlation id ${this.options.correlationId})`;
       record.error = err instanceof GitSshdError ? err.code : ERR_INTERNAL;
       // Failing because the client left or the server is stopping is nobody's error.
       if (!signal.aborted) {
