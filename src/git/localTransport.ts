@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../ssh/streams.js';
+import { spawnGit } from './spawnGit.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 
 const SUBCOMMAND = {
@@ -52,11 +53,11 @@ export class LocalGitTransport implements GitTransport {
     if (run.gitProtocol) env.GIT_PROTOCOL = run.gitProtocol;
     // Its own process group, so that an abort also stops what git started (pack-objects,
     // hooks) instead of orphaning it.
-    const child = spawn('git', [...SUBCOMMAND[run.service], run.target.repoDir], {
+    const child = (await spawnGit([...SUBCOMMAND[run.service], run.target.repoDir], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
-    });
+    })) as ChildProcessWithoutNullStreams;
     const group = child.pid;
     if (group !== undefined) this.groups.add(group);
     let killTimer: NodeJS.Timeout | undefined;
