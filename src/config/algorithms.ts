@@ -19,3 +19,12 @@ export const SUPPORTED_ALGORITHMS = {
   mac: constants.SUPPORTED_MAC,
   publicKey: constants.SUPPORTED_SERVER_HOST_KEY,
 } as const;
+
+/**
+ * User key algorithms accepted by default: as OpenSSH since 8.8/9.x, everything but
+ * `ssh-rsa` (SHA-1 signatures) and `ssh-dss` (DSA, removed from OpenSSH 10). An operator
+ * who must still serve such clients lists them in `sshd.public_key_algorithms`.
+ */
+export const DEFAULT_PUBLIC_KEY_ALGORITHMS: readonly string[] = SUPPORTED_ALGORITHMS.publicKey.filter(
+  (algorithm) => algorithm !== 'ssh-rsa' && algorithm !== 'ssh-dss',
+);

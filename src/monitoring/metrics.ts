@@ -55,6 +55,7 @@ export class Metrics {
   readonly proxyHeaderWait: Histogram<'result'>;
   readonly connectionsDropped: Counter<'reason'>;
   readonly authAttempts: Counter<'method' | 'outcome'>;
+  readonly authSignatureAlgorithms: Counter<'algorithm' | 'outcome'>;
   readonly negotiatedAlgorithms: Counter<'kind' | 'algorithm'>;
   readonly clientSoftware: Counter<'software'>;
   readonly commands: Counter<'command' | 'result'>;
@@ -161,6 +162,12 @@ export class Metrics {
       name: 'git_sshd_auth_attempts_total',
       help: 'Authentication attempts by method and outcome',
       labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.authSignatureAlgorithms = new Counter({
+      name: 'git_sshd_auth_signature_algorithms_total',
+      help: 'Public key signatures by algorithm (ssh-rsa is SHA-1) and outcome: accepted, or refused by policy (algorithm_not_allowed, key_too_weak)',
+      labelNames: ['algorithm', 'outcome'],
       registers,
     });
     this.negotiatedAlgorithms = new Counter({

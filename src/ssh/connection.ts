@@ -34,6 +34,7 @@ export interface ConnectionOptions {
   readonly socket: Socket;
   readonly user: string;
   readonly publicKeyAlgorithms: readonly string[];
+  readonly minRsaKeyBits: number;
   readonly concurrentSessionsLimit: number;
   readonly maxAuthTries: number;
   readonly backend: AccessBackend;
@@ -84,7 +85,7 @@ export class Connection {
     // One listener per session: concurrent_sessions_limit may well be above node's default of 10.
     setMaxListeners(0, this.abort.signal);
     const { client, log, metrics } = options;
-    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, context: { signal: this.abort.signal, correlationId: options.correlationId, clientIp: options.clientIp } });
+    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, minRsaKeyBits: options.minRsaKeyBits, metrics, backend: options.backend, log, context: { signal: this.abort.signal, correlationId: options.correlationId, clientIp: options.clientIp } });
     const onStop = (): void => void this.cutAndStop();
     const onDrain = (): void => this.leaveWhenIdle(DRAIN_IDLE_MS);
     options.signal.addEventListener('abort', onStop, { once: true });

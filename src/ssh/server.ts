@@ -189,6 +189,7 @@ export class SshServer {
       socket,
       user: this.options.config.user,
       publicKeyAlgorithms: sshd.publicKeyAlgorithms,
+      minRsaKeyBits: sshd.minRsaKeyBits,
       concurrentSessionsLimit: sshd.concurrentSessionsLimit,
       maxAuthTries: sshd.maxAuthTries,
       backend: this.options.backend,
