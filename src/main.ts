@@ -55,7 +55,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     },
     version,
   );
-  const backend = createBackend(config, metrics, version, log);
+  const backend = await createBackend(config, metrics, version, log);
   // Up first, answering 502 on readiness until the SSH port listens; a port taken is fatal.
   const monitoring = config.sshd.webListen
     ? new MonitoringServer({
@@ -147,7 +147,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
   process.on('SIGINT', onSignal);
 }
 
-function createBackend(config: Config, metrics: Metrics, version: string, log: Logger): AccessBackend {
+async function createBackend(config: Config, metrics: Metrics, version: string, log: Logger): Promise<AccessBackend> {
   if (config.backend === 'gitlab') {
     const api = new GitlabApiClient({
       gitlabUrl: config.gitlabUrl,
@@ -171,7 +171,12 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
     });
   }
   mkdirSync(config.local.reposDir, { recursive: true, mode: 0o750 });
-  const users = new UsersStore({ file: config.local.usersFile, createIfMissing: !config.local.usersFileExplicit, log });
+  const users = await UsersStore.open({
+    file: config.local.usersFile,
+    createIfMissing: !config.local.usersFileExplicit,
+    keyPolicy: { allowedAlgorithms: config.sshd.publicKeyAlgorithms, minRsaKeyBits: config.sshd.minRsaKeyBits },
+    log,
+  });
   users.watch();
   return new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });
 }
