@@ -54,6 +54,7 @@ export class Metrics {
   readonly proxyHeaders: Counter<'result'>;
   readonly proxyHeaderWait: Histogram<'result'>;
   readonly connectionsDropped: Counter<'reason'>;
+  readonly preBannerCloses: Counter<'reason'>;
   readonly authAttempts: Counter<'method' | 'outcome'>;
   readonly authSignatureAlgorithms: Counter<'algorithm' | 'outcome'>;
   readonly negotiatedAlgorithms: Counter<'kind' | 'algorithm'>;
@@ -155,6 +156,12 @@ export class Metrics {
     this.connectionsDropped = new Counter({
       name: 'git_sshd_connections_dropped_total',
       help: 'Connections the server closed, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.preBannerCloses = new Counter({
+      name: 'git_sshd_pre_banner_closes_total',
+      help: 'Connections closed before a valid SSH banner, by what the client sent: no_data, http, tls, invalid_banner, incomplete_banner, oversized_banner, garbage',
       labelNames: ['reason'],
       registers,
     });

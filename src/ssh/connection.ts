@@ -4,6 +4,7 @@ import type { Connection as Ssh2Connection, Session as Ssh2Session } from 'ssh2'
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
+import { LogThrottle } from '../logging/throttle.js';
 import { authMethodLabel } from '../monitoring/labels.js';
 import type { DropReason, Metrics } from '../monitoring/metrics.js';
 import { PublicKeyAuth, type AuthOutcome } from './auth.js';
@@ -27,6 +28,8 @@ const DRAIN_IDLE_MS = 1000;
  */
 const NOTICE_TIMEOUT_MS = 400;
 const SHUTDOWN_CLOSE_TIMEOUT_MS = 500;
+/** Lines of one kind (a refused request repeated) one connection may log per second. */
+const LOG_LINES_PER_SECOND = 10;
 const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this session; please retry.\n';
 
 export interface ConnectionOptions {
@@ -78,6 +81,7 @@ export class Connection {
   private stopping = false;
   private sessionsCut = 0;
   private cutting = false;
+  private readonly throttle = new LogThrottle({ perWindow: LOG_LINES_PER_SECOND, windowMs: 1000 });
   readonly closed: Promise<void>;
 
   constructor(options: ConnectionOptions) {
@@ -98,6 +102,7 @@ export class Connection {
         this.abort.abort(new Error('connection closed'));
         void Promise.allSettled(this.sessions.values()).then(() => {
           if (this.serverError) metrics.sliConnectionErrors.inc();
+          this.throttle.flush();
           this.logSummary();
           resolve();
         });
@@ -123,7 +128,8 @@ export class Connection {
         kex: negotiated.kex,
         host_key: negotiated.serverHostKey,
         cipher: negotiated.cs.cipher,
-        mac: negotiated.cs.mac,
+        // AEAD ciphers (AES-GCM, chacha20-poly1305) have no separate MAC: ssh2 reports "".
+        mac: negotiated.cs.mac || 'implicit',
       };
       if (first) {
         for (const [kind, algorithm] of Object.entries(this.negotiated)) metrics.negotiatedAlgorithms.inc({ kind, algorithm });
@@ -173,15 +179,15 @@ export class Connection {
     // The server may have begun stopping while this client was still sending its banner.
     if (options.signal.aborted) this.stop('server stopping');
     client.on('tcpip', (_accept, reject, info) => {
-      log.info({ dest: `${info.destIP}:${info.destPort}` }, 'refused port forwarding');
+      this.throttle.info(log, 'tcpip', { dest: `${info.destIP}:${info.destPort}` }, 'refused port forwarding');
       reject();
     });
     client.on('openssh.streamlocal', (_accept, reject) => {
-      log.info('refused unix socket forwarding');
+      this.throttle.info(log, 'streamlocal', {}, 'refused unix socket forwarding');
       reject();
     });
     client.on('request', (_accept, reject, name) => {
-      log.info({ request: name }, 'refused global request');
+      this.throttle.info(log, 'request', { request: name }, 'refused global request');
       reject?.();
     });
   }
@@ -197,7 +203,7 @@ export class Connection {
     // While the cut runs, a new session would be killed unannounced: refuse it instead.
     if (!identity || this.abort.signal.aborted || this.cutting) return reject();
     if (this.sessions.size >= this.options.concurrentSessionsLimit) {
-      log.warn({ limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
+      this.throttle.warn(log, 'sessions', { limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
       metrics.concurrentLimitedSessions.inc();
       rejectChannel(client, reject, 'resource_shortage', 'too many concurrent sessions');
       return;
