@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { isMap, isSeq, parseDocument, YAMLMap } from 'yaml';
 import { parseUsersFile } from '../backends/local/usersFile.js';
 import { loadConfig } from '../config/load.js';
+import { fingerprint } from '../ssh/fingerprint.js';
 
 const USAGE = `usage: npm run add-user -- --name NAME --key PUBLIC_KEY_FILE [--access 'GLOB=LEVEL' ...] [--config FILE]
 Adds a user (or a key to an existing user) to the local backend's users file.
@@ -59,7 +60,11 @@ function main(): void {
     seq.add(doc.createNode({ name: values.name, keys: [keyLine], access }));
   }
   const text = doc.toString({ lineWidth: 0 });
-  parseUsersFile(file, text);
+  const checked = parseUsersFile(file, text, { allowedAlgorithms: config.sshd.publicKeyAlgorithms, minRsaKeyBits: config.sshd.minRsaKeyBits });
+  // The server would refuse this key at login (and name it at load): say so now, not at the first push.
+  const added = fingerprint(Buffer.from(keyLine.split(/\s+/)[1] ?? '', 'base64'));
+  const refused = checked.refused.find((refusal) => refusal.fingerprint === added);
+  if (refused) throw new Error(`${values.key}: ${refused.reason}; make a new key, e.g. ssh-keygen -t ed25519`);
   const temporary = `${file}.tmp-${process.pid}`;
   writeFileSync(temporary, text, { mode: 0o600 });
   renameSync(temporary, file);
@@ -72,3 +77,4 @@ try {
   process.stderr.write(`add-user: ${(err as Error).message}\n`);
   process.exit(1);
 }
+
