@@ -190,8 +190,9 @@ describe('UsersStore with a big file', () => {
       const reloaded = lines.find((line) => line.msg === 'reloaded users file');
       assert.equal(reloaded?.changed, 2, 'only the changed and the new user were handed over');
       const maxStallMs = histogram.max / 1e6;
-      // A reload done on the event loop stalls it for the whole reload (the ratio is ~1).
-      assert.ok(maxStallMs < reloadMs / 4, `longest stall ${maxStallMs.toFixed(1)} ms of a ${reloadMs.toFixed(1)} ms reload`);
+      // A reload done on the event loop stalls it for the whole reload (the ratio is ~1); off
+      // it, what remains is applying the difference, plus whatever a busy machine adds.
+      assert.ok(maxStallMs < reloadMs / 2, `longest stall ${maxStallMs.toFixed(1)} ms of a ${reloadMs.toFixed(1)} ms reload`);
       assert.ok(ticks > 0, 'timers ran during the reload');
     } finally {
       store.close();
