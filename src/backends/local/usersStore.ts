@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ERR_USERS_FILE, GitSshdError } from '../../errors.js';
 import type { Logger } from '../../logging/logger.js';
 import type { KeyPolicy } from '../../ssh/keyPolicy.js';
+import { UsersCompiler } from './usersCompiler.js';
 import { applyUsersDiff, DEFAULT_KEY_POLICY, EMPTY_INDEX, type UsersIndex } from './usersFile.js';
 import type { UsersWorkerData, UsersWorkerReply } from './usersWorker.js';
 
@@ -20,6 +21,8 @@ const TEMPLATE = `# Users of the embedded git-sshd backend. Changes apply within
 users: []
 `;
 
+/** Files up to this size are read on the main thread at start (a few milliseconds). */
+const READ_AT_ONCE_BYTES = 256 * 1024;
 /** Refused keys named one by one in the log per load; the rest are counted. */
 const REFUSED_KEYS_LOGGED = 10;
 /** How many times in a row a file seen changing while read is read again before giving up until the next change. */
@@ -50,7 +53,10 @@ export class UsersStore {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly options: UsersStoreOptions;
-  private readonly worker: Worker;
+  /** Started on the first load that needs it: a small file at start is read right here. */
+  private worker: Worker | undefined;
+  /** Whether the worker has taken a file yet: its first answer is the whole file, not a difference. */
+  private workerPrimed = false;
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: (reply: UsersWorkerReply) => void; reject: (err: Error) => void }>();
   private running: Promise<boolean> | undefined;
@@ -60,17 +66,22 @@ export class UsersStore {
 
   private constructor(options: UsersStoreOptions) {
     this.options = options;
+  }
+
+  private startWorker(): Worker {
+    const { options } = this;
     const data: UsersWorkerData = { file: options.file, policy: options.keyPolicy ?? DEFAULT_KEY_POLICY, settleMs: options.settleMs ?? 50 };
-    this.worker = startWorker(data);
-    this.worker.unref();
-    this.worker.on('message', (reply: UsersWorkerReply) => {
+    const worker = startWorker(data);
+    worker.unref();
+    worker.on('message', (reply: UsersWorkerReply) => {
       const waiter = this.waiting.get(reply.id);
       this.waiting.delete(reply.id);
-      if (this.waiting.size === 0) this.worker.unref();
+      if (this.waiting.size === 0) worker.unref();
       waiter?.resolve(reply);
     });
-    this.worker.on('error', (err) => this.failAll(err));
-    this.worker.on('exit', (code) => this.failAll(new Error(`users file worker exited with ${code}`)));
+    worker.on('error', (err) => this.failAll(err));
+    worker.on('exit', (code) => this.failAll(new Error(`users file worker exited with ${code}`)));
+    return worker;
   }
 
   /** Opens the file (creating it from a template when allowed) and loads it; an invalid file is an error. */
@@ -84,6 +95,14 @@ export class UsersStore {
       options.log.warn({ file: options.file }, 'created an empty users file; nobody can log in until a user is added');
     }
     const store = new UsersStore(options);
+    // A small file is read at once, without waiting for a worker thread to boot (a second
+    // or more on a busy machine); the worker takes over from the first reload.
+    if (statSync(options.file).size <= READ_AT_ONCE_BYTES) {
+      const started = performance.now();
+      const { diff } = new UsersCompiler(options.file, options.keyPolicy ?? DEFAULT_KEY_POLICY).compile(readFileSync(options.file, 'utf8'));
+      store.take({ id: 0, kind: 'ok', diff, parseMs: performance.now() - started }, 'loaded users file');
+      return store;
+    }
     try {
       for (let attempt = 0; ; attempt += 1) {
         const reply = await store.ask();
@@ -136,7 +155,7 @@ export class UsersStore {
     this.closed = true;
     clearTimeout(this.timer);
     this.watcher?.close();
-    void this.worker.terminate();
+    void this.worker?.terminate();
   }
 
   private schedule(delayMs: number): void {
@@ -179,7 +198,9 @@ export class UsersStore {
   private take(reply: Extract<UsersWorkerReply, { kind: 'ok' }>, message: string): void {
     const started = performance.now();
     const { diff } = reply;
-    this.index = applyUsersDiff(this.index, diff);
+    const base = this.worker !== undefined && !this.workerPrimed ? EMPTY_INDEX : this.index;
+    if (this.worker !== undefined) this.workerPrimed = true;
+    this.index = applyUsersDiff(base, diff);
     const { log, file } = this.options;
     for (const refusal of diff.refused.slice(0, REFUSED_KEYS_LOGGED)) {
       log.warn({ file, entry: refusal.where, key_fingerprint: refusal.fingerprint, reason: refusal.reason }, 'users file key refused by policy; it cannot log in');
@@ -203,6 +224,7 @@ export class UsersStore {
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
+      this.worker ??= this.startWorker();
       this.worker.ref();
       this.worker.postMessage({ id });
     });
