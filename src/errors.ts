@@ -10,20 +10,23 @@ export class GitSshdError extends Error {
   readonly errorClass: ErrorClass;
   /** Lines the backend wants the user to read before the error (GitLab's console messages). */
   readonly consoleMessages: readonly string[];
-  /** For a system error: what the user may read instead of "internal server error". */
-  readonly publicMessage: string | undefined;
+  /**
+   * What the user reads for a system error, when there is something useful to say (a full
+   * disk); otherwise they read "internal server error" and the correlation id.
+   */
+  readonly userMessage: string | undefined;
 
   constructor(
     code: string,
     message: string,
-    options: { cause?: unknown; errorClass?: ErrorClass; consoleMessages?: readonly string[]; publicMessage?: string } = {},
+    options: { cause?: unknown; errorClass?: ErrorClass; consoleMessages?: readonly string[]; userMessage?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GitSshdError';
     this.code = code;
     this.errorClass = options.errorClass ?? 'system';
     this.consoleMessages = options.consoleMessages ?? [];
-    this.publicMessage = options.publicMessage;
+    this.userMessage = options.userMessage;
   }
 }
 
@@ -37,6 +40,10 @@ export const ERR_UNKNOWN_COMMAND = 'ERR_UNKNOWN_COMMAND';
 export const ERR_BAD_COMMAND = 'ERR_BAD_COMMAND';
 export const ERR_GIT_INIT = 'ERR_GIT_INIT';
 export const ERR_INTERNAL = 'ERR_INTERNAL';
+/** The filesystem refused a repository path for a reason that is ours (permissions, I/O). */
+export const ERR_REPO_FS = 'ERR_REPO_FS';
+export const ERR_DISK_FULL = 'ERR_DISK_FULL';
+export const ERR_GIT_SPAWN = 'ERR_GIT_SPAWN';
 export const ERR_MONITORING = 'ERR_MONITORING';
 
 export function policyError(code: string, message: string): GitSshdError {

@@ -69,7 +69,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
     },
     version,
   );
-  const backend = createBackend(config, metrics, version, log);
+  const backend = await createBackend(config, metrics, version, log);
   const gitalyChannels = config.backend === 'gitlab' && config.gitlab.gitTransport === 'gitaly' ? createGitalyChannels(config, metrics, log) : undefined;
   const transport = new RoutingTransport({
     local: localTransport,
@@ -204,7 +204,7 @@ function createGitalyChannels(config: Config, metrics: Metrics, log: Logger): Gi
   });
 }
 
-function createBackend(config: Config, metrics: Metrics, version: string, log: Logger): AccessBackend {
+async function createBackend(config: Config, metrics: Metrics, version: string, log: Logger): Promise<AccessBackend> {
   if (config.backend === 'gitlab') {
     const api = new GitlabApiClient({
       gitlabUrl: config.gitlabUrl,
@@ -238,7 +238,12 @@ function createBackend(config: Config, metrics: Metrics, version: string, log: L
       onRemoved: (count) => metrics.staleIncomingRemoved.inc(count),
     });
   }
-  const users = new UsersStore({ file: config.local.usersFile, createIfMissing: !config.local.usersFileExplicit, log });
+  const users = await UsersStore.open({
+    file: config.local.usersFile,
+    createIfMissing: !config.local.usersFileExplicit,
+    keyPolicy: { allowedAlgorithms: config.sshd.publicKeyAlgorithms, minRsaKeyBits: config.sshd.minRsaKeyBits },
+    log,
+  });
   users.watch();
   return new LocalBackend({ users, reposDir: config.local.reposDir, gitEnv: config.gitEnv, log });
 }

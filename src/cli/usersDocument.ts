@@ -127,7 +127,7 @@ export function describeUsers(index: UsersIndex): string {
     const keys = [...index.keys.values()].filter((key) => key.user === user);
     const access = user.grants.map((grant) => `${grant.pattern}=${grant.level}`).join(' ') || '(no access)';
     lines.push(`${user.name}  ${plural(keys.length, 'key')}  ${access}`);
-    for (const key of keys) lines.push(`  ${key.key.type}  ${fingerprint(key.key.getPublicSSH())}  ${key.key.comment}`.trimEnd());
+    for (const key of keys) lines.push(`  ${key.type}  ${key.fingerprint}  ${key.comment}`.trimEnd());
   }
   return `${lines.join('\n')}\n`;
 }

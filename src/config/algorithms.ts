@@ -38,3 +38,12 @@ export const SUPPORTED_ALGORITHMS = {
 export const DEFAULT_ALGORITHMS = {
   kex: constants.DEFAULT_KEX.filter(servable),
 } as const;
+
+/**
+ * User key algorithms accepted by default: as OpenSSH since 8.8/9.x, everything but
+ * `ssh-rsa` (SHA-1 signatures) and `ssh-dss` (DSA, removed from OpenSSH 10). An operator
+ * who must still serve such clients lists them in `sshd.public_key_algorithms`.
+ */
+export const DEFAULT_PUBLIC_KEY_ALGORITHMS: readonly string[] = SUPPORTED_ALGORITHMS.publicKey.filter(
+  (algorithm) => algorithm !== 'ssh-rsa' && algorithm !== 'ssh-dss',
+);

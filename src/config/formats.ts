@@ -170,6 +170,14 @@ export const FORMATS = {
     },
     coerce: integerOrAsIs,
   },
+  'rsa-key-bits': {
+    validate(value: unknown): void {
+      if (!Number.isInteger(value) || (value as number) < 1024 || (value as number) > 16384) {
+        throw invalid('must be a number of bits from 1024 to 16384 (OpenSSH refuses RSA keys below 1024 bits)', value);
+      }
+    },
+    coerce: integerOrAsIs,
+  },
   'non-negative-int': {
     validate(value: unknown): void {
       if (!Number.isInteger(value) || (value as number) < 0) throw invalid('must be an integer of 0 or more', value);

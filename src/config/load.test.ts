@@ -212,7 +212,16 @@ describe('loadConfig with gitlab-shell files', () => {
     assert.deepEqual(config.sshd.ciphers, []);
     assert.deepEqual(config.sshd.kexAlgorithms, []);
     assert.deepEqual(config.sshd.macs, []);
-    assert.deepEqual(config.sshd.publicKeyAlgorithms, []);
+    // Empty means the defaults: as a current OpenSSH, no SHA-1 RSA signatures and no DSA.
+    assert.deepEqual(config.sshd.publicKeyAlgorithms, [
+      'ssh-ed25519',
+      'ecdsa-sha2-nistp256',
+      'ecdsa-sha2-nistp384',
+      'ecdsa-sha2-nistp521',
+      'rsa-sha2-512',
+      'rsa-sha2-256',
+    ]);
+    assert.equal(config.sshd.minRsaKeyBits, 2048);
     assert.deepEqual(config.sshd.hostKeyFiles, [
       '/var/opt/gitlab/ssh/ssh_host_rsa_key',
       '/var/opt/gitlab/ssh/ssh_host_ecdsa_key',
@@ -348,6 +357,13 @@ describe('loadConfig errors', () => {
     assertConfigError(() => loadText('sshd:\n  concurrent_sessions_limit: 0\n'), 'sshd.concurrent_sessions_limit', 'value was 0');
     assertConfigError(() => loadText('sshd:\n  grace_period: "-5s"\n'), 'sshd.grace_period', '-5s');
     assertConfigError(() => loadText('sshd:\n  listen: "nonsense"\n'), 'sshd.listen', 'nonsense');
+    assertConfigError(() => loadText('sshd:\n  min_rsa_key_bits: 512\n'), 'sshd.min_rsa_key_bits', '1024');
+  });
+
+  test('the RSA floor and the accepted algorithms can be set, ssh-rsa included', () => {
+    const { config } = loadText('sshd:\n  min_rsa_key_bits: 3072\n  public_key_algorithms: [ssh-ed25519, ssh-rsa]\n');
+    assert.equal(config.sshd.minRsaKeyBits, 3072);
+    assert.deepEqual(config.sshd.publicKeyAlgorithms, ['ssh-ed25519', 'ssh-rsa']);
   });
 
   test('a bad value from the environment is reported too', () => {

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ERR_CONFIG, GitSshdError } from '../errors.js';
+import { DEFAULT_PUBLIC_KEY_ALGORITHMS } from './algorithms.js';
 import { parseDurationMs } from './duration.js';
 import { booleanOrAsIs, FORMATS, parseListenAddress, parseMaxStartups } from './formats.js';
 import { METRICS_PATH, SCHEMA } from './schema.js';
@@ -261,7 +262,8 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
       macs: raw.sshd.macs,
       kexAlgorithms: raw.sshd.kex_algorithms,
       ciphers: raw.sshd.ciphers,
-      publicKeyAlgorithms: raw.sshd.public_key_algorithms,
+      publicKeyAlgorithms: raw.sshd.public_key_algorithms.length > 0 ? raw.sshd.public_key_algorithms : DEFAULT_PUBLIC_KEY_ALGORITHMS,
+      minRsaKeyBits: raw.sshd.min_rsa_key_bits,
     },
     kube: {
       hostKeysSecret: raw.sshd.host_keys_secret,

@@ -145,9 +145,15 @@ export const SCHEMA = {
     kex_algorithms: { doc: 'Key exchange algorithms; empty = defaults', format: 'kex-list', default: [] },
     ciphers: { doc: 'Ciphers; empty = defaults', format: 'cipher-list', default: [] },
     public_key_algorithms: {
-      doc: 'User key algorithms accepted for authentication; empty = all supported',
+      doc: 'User key signature algorithms accepted; empty = the defaults: all supported but ssh-rsa (SHA-1) and ssh-dss (DSA)',
       format: 'public-key-list',
       default: [],
+    },
+    min_rsa_key_bits: {
+      doc: 'Smallest RSA user key accepted, in bits (OpenSSH RequiredRSASize); 1024 at least',
+      format: 'rsa-key-bits',
+      default: 2048,
+      env: 'GIT_SSHD_MIN_RSA_KEY_BITS',
     },
     gssapi: {
       enabled: legacy('GSSAPI authentication (not supported)', 'boolean', false),

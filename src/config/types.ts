@@ -73,7 +73,10 @@ export interface Config {
     readonly macs: readonly string[];
     readonly kexAlgorithms: readonly string[];
     readonly ciphers: readonly string[];
+    /** Never empty: an empty setting means the defaults (no ssh-rsa, no ssh-dss). */
     readonly publicKeyAlgorithms: readonly string[];
+    /** RSA user keys below this many bits are refused (OpenSSH's RequiredRSASize). */
+    readonly minRsaKeyBits: number;
   };
   readonly kube: {
     /** Empty when host keys do not come from a Secret. */

@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants } from 'node:os';
 import type { UploadPackOptions } from '../config/types.js';
 import { PassThrough } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../io/forward.js';
+import { spawnGit } from './spawnGit.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 import { uploadPackConfigArgs } from './uploadPackConfig.js';
 
@@ -58,9 +59,10 @@ export class LocalGitTransport implements GitTransport {
 
   private readonly uploadPackArgs: readonly string[];
 
-  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack: UploadPackOptions; log: Logger }) {
+  /** Without `uploadPack`, git-upload-pack runs with git's own defaults. */
+  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger }) {
     this.baseEnv = options.baseEnv;
-    this.uploadPackArgs = uploadPackConfigArgs(options.uploadPack);
+    this.uploadPackArgs = options.uploadPack ? uploadPackConfigArgs(options.uploadPack) : [];
     this.log = options.log;
   }
 
@@ -89,11 +91,11 @@ export class LocalGitTransport implements GitTransport {
     // Its own process group, so that an abort also stops what git started (pack-objects,
     // hooks) instead of orphaning it.
     const config = run.service === 'git-upload-pack' ? this.uploadPackArgs : [];
-    const child = spawn('git', [...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
+    const child = (await spawnGit([...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
-    });
+    })) as ChildProcessWithoutNullStreams;
     const group = child.pid;
     if (group !== undefined) this.groups.add(group);
     let termTimer: NodeJS.Timeout | undefined;

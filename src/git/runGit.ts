@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawnGit } from './spawnGit.js';
 
 export interface GitRunOptions {
   readonly env: Readonly<Record<string, string>>;
@@ -13,18 +13,18 @@ export interface GitResult {
 }
 
 /** Runs a short git housekeeping command (not a transfer) and collects its output. */
-export function runGit(args: readonly string[], options: GitRunOptions): Promise<GitResult> {
+export async function runGit(args: readonly string[], options: GitRunOptions): Promise<GitResult> {
+  const child = await spawnGit(args, {
+    env: { ...options.env },
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   return new Promise((resolve, reject) => {
-    const child = spawn('git', args, {
-      env: { ...options.env },
-      cwd: options.cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       resolve({

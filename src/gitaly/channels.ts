@@ -73,7 +73,7 @@ export class GitalyChannels {
       if (signal.aborted) throw signal.reason;
       metrics.connections.inc({ status: 'fail' });
       log.error({ gitaly_address: raw, err }, 'Gitaly connection failed');
-      throw new GitSshdError(ERR_GITALY_UNAVAILABLE, 'Gitaly connection failed', { cause: err, publicMessage: GITALY_UNAVAILABLE });
+      throw new GitSshdError(ERR_GITALY_UNAVAILABLE, 'Gitaly connection failed', { cause: err, userMessage: GITALY_UNAVAILABLE });
     }
   }
 }

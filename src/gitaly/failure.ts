@@ -37,7 +37,7 @@ export interface Failure {
 export function classify(err: unknown, state: { aborted: boolean; deadline: StartDeadline; startTimeoutMs: number }): Failure {
   if (state.aborted) return { code: 'Canceled', errorClass: undefined, error: err };
   if (state.deadline.fired) {
-    const error = new GitSshdError(ERR_GITALY_TIMEOUT, `Gitaly did not start answering within ${state.startTimeoutMs} ms`, { cause: err, publicMessage: GITALY_UNAVAILABLE });
+    const error = new GitSshdError(ERR_GITALY_TIMEOUT, `Gitaly did not start answering within ${state.startTimeoutMs} ms`, { cause: err, userMessage: GITALY_UNAVAILABLE });
     return { code: 'DeadlineExceeded', errorClass: 'system', error };
   }
   if (err instanceof GitSshdError) return { code: err.code === ERR_GITALY_UNAVAILABLE ? 'Unavailable' : 'Unknown', errorClass: err.errorClass, error: err };
@@ -45,22 +45,22 @@ export function classify(err: unknown, state: { aborted: boolean; deadline: Star
     const code = Code[err.code];
     switch (err.code) {
       case Code.Unavailable:
-        return { code, errorClass: 'system', error: new GitSshdError(ERR_GITALY_UNAVAILABLE, err.message, { cause: err, publicMessage: GITALY_UNAVAILABLE }) };
+        return { code, errorClass: 'system', error: new GitSshdError(ERR_GITALY_UNAVAILABLE, err.message, { cause: err, userMessage: GITALY_UNAVAILABLE }) };
       case Code.ResourceExhausted:
-        return { code, errorClass: 'system', error: new GitSshdError(ERR_GITALY_UNAVAILABLE, err.message, { cause: err, publicMessage: GITALY_OVERLOADED }) };
+        return { code, errorClass: 'system', error: new GitSshdError(ERR_GITALY_UNAVAILABLE, err.message, { cause: err, userMessage: GITALY_OVERLOADED }) };
       case Code.Unauthenticated:
       case Code.PermissionDenied:
         return {
           code,
           errorClass: 'system',
-          error: new GitSshdError(ERR_GITALY_AUTH, err.message, { cause: err, publicMessage: `Gitaly refused this server's credentials (${err.rawMessage}); the Gitaly token may be wrong` }),
+          error: new GitSshdError(ERR_GITALY_AUTH, err.message, { cause: err, userMessage: `Gitaly refused this server's credentials (${err.rawMessage}); the Gitaly token may be wrong` }),
         };
       default:
-        return { code, errorClass: 'system', error: new GitSshdError(ERR_GITALY, err.message, { cause: err, publicMessage: `Gitaly: ${err.rawMessage}` }) };
+        return { code, errorClass: 'system', error: new GitSshdError(ERR_GITALY, err.message, { cause: err, userMessage: `Gitaly: ${err.rawMessage}` }) };
     }
   }
   // The connection went away under a stream (Gitaly stopped, the network broke).
-  return { code: 'Unavailable', errorClass: 'system', error: new GitSshdError(ERR_GITALY_UNAVAILABLE, 'lost the connection to Gitaly', { cause: err, publicMessage: GITALY_UNAVAILABLE }) };
+  return { code: 'Unavailable', errorClass: 'system', error: new GitSshdError(ERR_GITALY_UNAVAILABLE, 'lost the connection to Gitaly', { cause: err, userMessage: GITALY_UNAVAILABLE }) };
 }
 
 /** git itself failed in Gitaly after it ran (its own messages already reached the user). */

@@ -57,7 +57,9 @@ export class Metrics {
   readonly proxyHeaders: Counter<'result'>;
   readonly proxyHeaderWait: Histogram<'result'>;
   readonly connectionsDropped: Counter<'reason'>;
+  readonly preBannerCloses: Counter<'reason'>;
   readonly authAttempts: Counter<'method' | 'outcome'>;
+  readonly authSignatureAlgorithms: Counter<'algorithm' | 'outcome'>;
   readonly negotiatedAlgorithms: Counter<'kind' | 'algorithm'>;
   readonly clientSoftware: Counter<'software'>;
   readonly commands: Counter<'command' | 'result'>;
@@ -164,10 +166,22 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
+    this.preBannerCloses = new Counter({
+      name: 'git_sshd_pre_banner_closes_total',
+      help: 'Connections closed before a valid SSH banner, by what the client sent: no_data, http, tls, invalid_banner, incomplete_banner, oversized_banner, garbage',
+      labelNames: ['reason'],
+      registers,
+    });
     this.authAttempts = new Counter({
       name: 'git_sshd_auth_attempts_total',
       help: 'Authentication attempts by method and outcome',
       labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.authSignatureAlgorithms = new Counter({
+      name: 'git_sshd_auth_signature_algorithms_total',
+      help: 'Public key signatures by algorithm (ssh-rsa is SHA-1) and outcome: accepted, or refused by policy (algorithm_not_allowed, key_too_weak)',
+      labelNames: ['algorithm', 'outcome'],
       registers,
     });
     this.negotiatedAlgorithms = new Counter({

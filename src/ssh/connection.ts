@@ -4,6 +4,7 @@ import type { Connection as Ssh2Connection, Session as Ssh2Session } from 'ssh2'
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
+import { LogThrottle } from '../logging/throttle.js';
 import { authMethodLabel } from '../monitoring/labels.js';
 import type { DropReason, Metrics } from '../monitoring/metrics.js';
 import { PublicKeyAuth, type AuthOutcome } from './auth.js';
@@ -29,6 +30,8 @@ const DRAIN_IDLE_MS = 1000;
  */
 const NOTICE_TIMEOUT_MS = 400;
 const SHUTDOWN_CLOSE_TIMEOUT_MS = 500;
+/** Lines of one kind (a refused request repeated) one connection may log per second. */
+const LOG_LINES_PER_SECOND = 10;
 const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this session; please retry.\n';
 /**
  * Also sent as the SSH disconnect message, which needs no channel window: a slow client
@@ -42,6 +45,7 @@ export interface ConnectionOptions {
   readonly socket: Socket;
   readonly user: string;
   readonly publicKeyAlgorithms: readonly string[];
+  readonly minRsaKeyBits: number;
   readonly concurrentSessionsLimit: number;
   readonly maxAuthTries: number;
   /** Per-user caps on connections and sessions, shared by all connections. */
@@ -91,6 +95,7 @@ export class Connection {
   private cutting = false;
   /** This connection's place under the per-user connection cap; none when over it. */
   private userConnection: Held | undefined;
+  private readonly throttle = new LogThrottle({ perWindow: LOG_LINES_PER_SECOND, windowMs: 1000 });
   readonly closed: Promise<void>;
 
   constructor(options: ConnectionOptions) {
@@ -98,7 +103,7 @@ export class Connection {
     // One listener per session: concurrent_sessions_limit may well be above node's default of 10.
     setMaxListeners(0, this.abort.signal);
     const { client, log, metrics } = options;
-    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, backend: options.backend, log, context: { signal: this.abort.signal, correlationId: options.correlationId, clientIp: options.clientIp } });
+    this.auth = new PublicKeyAuth({ user: options.user, allowedAlgorithms: options.publicKeyAlgorithms, minRsaKeyBits: options.minRsaKeyBits, metrics, backend: options.backend, log, context: { signal: this.abort.signal, correlationId: options.correlationId, clientIp: options.clientIp } });
     const onStop = (): void => void this.cutAndStop();
     const onDrain = (): void => this.leaveWhenIdle(DRAIN_IDLE_MS);
     options.signal.addEventListener('abort', onStop, { once: true });
@@ -112,6 +117,7 @@ export class Connection {
         this.userConnection?.release();
         void Promise.allSettled(this.sessions.values()).then(() => {
           if (this.serverError) metrics.sliConnectionErrors.inc();
+          this.throttle.flush();
           this.logSummary();
           resolve();
         });
@@ -137,7 +143,8 @@ export class Connection {
         kex: negotiated.kex,
         host_key: negotiated.serverHostKey,
         cipher: negotiated.cs.cipher,
-        mac: negotiated.cs.mac,
+        // AEAD ciphers (AES-GCM, chacha20-poly1305) have no separate MAC: ssh2 reports "".
+        mac: negotiated.cs.mac || 'implicit',
       };
       if (first) {
         for (const [kind, algorithm] of Object.entries(this.negotiated)) metrics.negotiatedAlgorithms.inc({ kind, algorithm });
@@ -188,15 +195,15 @@ export class Connection {
     // The server may have begun stopping while this client was still sending its banner.
     if (options.signal.aborted) this.stop('server stopping');
     client.on('tcpip', (_accept, reject, info) => {
-      log.info({ dest: `${info.destIP}:${info.destPort}` }, 'refused port forwarding');
+      this.throttle.info(log, 'tcpip', { dest: `${info.destIP}:${info.destPort}` }, 'refused port forwarding');
       reject();
     });
     client.on('openssh.streamlocal', (_accept, reject) => {
-      log.info('refused unix socket forwarding');
+      this.throttle.info(log, 'streamlocal', {}, 'refused unix socket forwarding');
       reject();
     });
     client.on('request', (_accept, reject, name) => {
-      log.info({ request: name }, 'refused global request');
+      this.throttle.info(log, 'request', { request: name }, 'refused global request');
       reject?.();
     });
   }
@@ -212,7 +219,7 @@ export class Connection {
     // While the cut runs, a new session would be killed unannounced: refuse it instead.
     if (!identity || this.abort.signal.aborted || this.cutting) return reject();
     if (this.sessions.size >= this.options.concurrentSessionsLimit) {
-      log.warn({ limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
+      this.throttle.warn(log, 'sessions', { limit: this.options.concurrentSessionsLimit }, 'too many concurrent sessions');
       metrics.concurrentLimitedSessions.inc();
       rejectChannel(client, reject, 'resource_shortage', 'too many concurrent sessions');
       return;

@@ -5,7 +5,8 @@ import type { Config } from '../config/types.js';
 import type { AccessBackend } from '../backends/backend.js';
 import type { GitTransport } from '../git/transport.js';
 import type { Logger } from '../logging/logger.js';
-import { BoundedLabels, clientSoftwareFamily } from '../monitoring/labels.js';
+import { LogThrottle } from '../logging/throttle.js';
+import { ClientSoftwareLabels } from '../monitoring/labels.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ClientAddress } from '../server/address.js';
 import { netBlockOf } from '../server/netblock.js';
@@ -13,6 +14,7 @@ import { PreAuthOutcome, refuseBeforeBanner } from '../server/preAuth.js';
 import type { SourcePenalties } from '../server/sourcePenalties.js';
 import type { StartupLimiter } from '../server/startupLimiter.js';
 import { buildAlgorithms, serverSigAlgs } from './algorithms.js';
+import { BannerWatch } from './banner.js';
 import { Connection } from './connection.js';
 import type { HostKey } from './hostkeys/hostKeys.js';
 import { PhaseTracker } from './phase.js';
@@ -27,6 +29,7 @@ interface Pending {
   readonly phase: PhaseTracker;
   readonly releaseStartup: () => void;
   readonly outcome: PreAuthOutcome;
+  readonly banner: BannerWatch;
 }
 
 export interface SshServerOptions {
@@ -45,9 +48,6 @@ export interface SshServerOptions {
   readonly version: string;
 }
 
-/** Distinct client software values kept as metric labels. */
-const CLIENT_SOFTWARE_LABELS = 50;
-
 /** ssh2 keeps a keepalive of its own; this is how long "off" is, since 0 means its default. */
 const KEEPALIVE_OFF_MS = 2 ** 31 - 1;
 
@@ -64,8 +64,10 @@ export class SshServer {
   private readonly bannerTimers = new WeakMap<Socket, NodeJS.Timeout | undefined>();
   private readonly live = new Set<Connection>();
   private readonly sockets = new Set<Socket>();
-  private readonly clientSoftware = new BoundedLabels(CLIENT_SOFTWARE_LABELS);
+  private readonly clientSoftware = new ClientSoftwareLabels();
   private readonly userLimits: UserLimits;
+  /** A flood of refused or garbage connections writes a few lines a second and a count, not a line each. */
+  private readonly throttle = new LogThrottle({ perWindow: 10, windowMs: 1000 });
   private closedBytes = { received: 0, sent: 0 };
   private lastBytes = { received: 0, sent: 0 };
   private emptyWaiters: Array<() => void> = [];
@@ -149,7 +151,9 @@ export class SshServer {
     });
     if (!admission.admitted) {
       metrics.connectionsRejected.inc({ reason: admission.reason });
-      this.options.log.warn(
+      this.throttle.warn(
+        this.options.log,
+        admission.reason,
         { remote_ip: remote.ip, remote_port: remote.port, reason: admission.reason, unauthenticated: this.options.startupLimiter.unauthenticated },
         'connection refused: too many unauthenticated connections',
       );
@@ -190,7 +194,10 @@ export class SshServer {
             socket.destroy();
           }, Math.max(0, bannerMs - elapsed()))
         : undefined;
+    const banner = new BannerWatch(socket);
     socket.once('close', () => {
+      const beforeBanner = this.pending.get(socket);
+      if (beforeBanner) this.closedBeforeBanner(beforeBanner);
       clearTimeout(loginTimer);
       clearTimeout(bannerTimer);
       admission.release();
@@ -203,9 +210,10 @@ export class SshServer {
       if (penalty) penalties.penalise(remote.ip, penalty);
       this.notifyIfEmpty();
     });
-    this.pending.set(socket, { remote, log, correlationId, loginTimer, acceptedAt, phase, releaseStartup: admission.release, outcome });
+    this.pending.set(socket, { remote, log, correlationId, loginTimer, acceptedAt, phase, releaseStartup: admission.release, outcome, banner });
     this.bannerTimers.set(socket, bannerTimer);
     this.server.injectSocket(socket);
+    banner.start();
   }
 
   private onConnection(client: Ssh2Connection, info: ClientInfo): void {
@@ -218,6 +226,7 @@ export class SshServer {
       return;
     }
     this.pending.delete(socket);
+    pending.banner.stop();
     clearTimeout(this.bannerTimers.get(socket));
     this.bannerTimers.delete(socket);
     const { outcome } = pending;
@@ -231,13 +240,14 @@ export class SshServer {
       pending.releaseStartup();
     });
     const clientVersion = info.header.versions.software.slice(0, 64);
-    this.options.metrics.clientSoftware.inc({ software: this.clientSoftware.label(clientSoftwareFamily(clientVersion)) });
+    this.options.metrics.clientSoftware.inc({ software: this.clientSoftware.label(clientVersion) });
     const { sshd } = this.options.config;
     const connection = new Connection({
       client,
       socket,
       user: this.options.config.user,
       publicKeyAlgorithms: sshd.publicKeyAlgorithms,
+      minRsaKeyBits: sshd.minRsaKeyBits,
       concurrentSessionsLimit: sshd.concurrentSessionsLimit,
       maxAuthTries: sshd.maxAuthTries,
       userLimits: this.userLimits,
@@ -261,6 +271,16 @@ export class SshServer {
       this.live.delete(connection);
       this.notifyIfEmpty();
     });
+  }
+
+  /** A connection that ended before its client sent a valid SSH banner: counted, and logged unless it sent nothing. */
+  private closedBeforeBanner(pending: Pending): void {
+    const reason = pending.banner.reason();
+    this.options.metrics.preBannerCloses.inc({ reason });
+    const fields = { reason, bytes: pending.banner.bytesSeen, ...(reason === 'no_data' ? {} : { preview: pending.banner.preview() }) };
+    // Load balancers' TCP health checks connect and leave without a byte, all day long.
+    if (reason === 'no_data') pending.log.debug(fields, 'connection closed before a valid SSH banner');
+    else this.throttle.info(pending.log, `banner:${reason}`, fields, 'connection closed before a valid SSH banner');
   }
 
   /** Resolves when every connection has closed and logged its summary. */

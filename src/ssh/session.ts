@@ -298,8 +298,8 @@ export class Session {
       if (record.result !== 'denied') exitStatus = EXIT_UNKNOWN_COMMAND;
       this.options.log.info({ command: record.command, repo: record.repo, error: err.code, reason: message }, 'command refused');
     } else {
-      const shown = err instanceof GitSshdError ? err.publicMessage : undefined;
-      message = `${shown ?? 'internal server error'} (correlation id ${this.options.correlationId})`;
+      const said = err instanceof GitSshdError ? err.userMessage : undefined;
+      message = `${said ?? 'internal server error'} (correlation id ${this.options.correlationId})`;
       record.error = err instanceof GitSshdError ? err.code : ERR_INTERNAL;
       // Failing because the client left or the server is stopping is nobody's error.
       if (!signal.aborted) {

@@ -9,10 +9,21 @@ export interface Grant {
   readonly matches: (path: string) => boolean;
 }
 
+/**
+ * The glob is compiled on first use, not when the users file is loaded: with many users,
+ * compiling every grant up front cost more than reading the file, for users who may not
+ * log in before the next edit.
+ */
 export function compileGrant(pattern: string, level: AccessLevel): Grant {
-  const normalized = pattern.replace(/^\/+/, '').replace(/\/+$/, '').replace(/\.git$/, '');
-  const matcher = picomatch(normalized === '' ? '**' : normalized, { dot: false, nobrace: false });
-  return { pattern, level, matches: matcher };
+  let matcher: ((path: string) => boolean) | undefined;
+  const matches = (path: string): boolean => {
+    if (!matcher) {
+      const normalized = pattern.replace(/^\/+/, '').replace(/\/+$/, '').replace(/\.git$/, '');
+      matcher = picomatch(normalized === '' ? '**' : normalized, { dot: false, nobrace: false });
+    }
+    return matcher(path);
+  };
+  return { pattern, level, matches };
 }
 
 const rank = (level: AccessLevel): number => ACCESS_LEVELS.indexOf(level);

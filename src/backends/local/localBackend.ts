@@ -1,8 +1,9 @@
-import { ERR_ACCESS_DENIED, ERR_NOT_FOUND, policyError } from '../../errors.js';
+import { ERR_ACCESS_DENIED, ERR_NOT_FOUND, ERR_REPO_PATH, policyError } from '../../errors.js';
 import type { Logger } from '../../logging/logger.js';
 import type { AccessBackend, GitService, GitTarget, Identity, RequestContext } from '../backend.js';
 import { accessLevel, allows, type AccessLevel } from './access.js';
-import { assertStaysInRoot, locateRepo } from './repoPath.js';
+import { notFoundError } from './fsErrors.js';
+import { locateRepo, resolveRepo, type RepoLocation } from './repoPath.js';
 import { Repositories } from './repositories.js';
 import type { UsersStore } from './usersStore.js';
 
@@ -53,31 +54,43 @@ export class LocalBackend implements AccessBackend {
     if (owner.user.name !== identity.username) {
       throw policyError(ERR_ACCESS_DENIED, 'your key now belongs to another user; connect again');
     }
-    const location = locateRepo(repoArg, this.options.reposDir);
-    const level = accessLevel(owner.user.grants, location.name);
-    const notFound = policyError(
-      ERR_NOT_FOUND,
-      `repository '${location.name}' was not found, or you do not have access to it`,
-    );
+    const requested = locateRepo(repoArg, this.options.reposDir);
+    const grants = owner.user.grants;
+    const notFound = notFoundError(requested.name);
+    // Access is decided for the repository the path really leads to (an alias is a symlink).
+    // Someone with no access to the name asked for learns nothing of what the tree holds there.
+    let location: RepoLocation;
+    try {
+      location = resolveRepo(requested, this.options.reposDir);
+    } catch (err) {
+      if (!allows(accessLevel(grants, requested.name), 'read')) throw notFound;
+      throw err;
+    }
+    const level = accessLevel(grants, location.name);
     if (!allows(level, 'read')) throw notFound;
-    assertStaysInRoot(location, this.options.reposDir);
 
-    let exists = this.repositories.exists(location.dir);
+    let exists = this.repositories.exists(location.dir, requested.name);
     if (!allows(level, NEEDED[service])) {
       if (!exists) throw notFound;
-      throw policyError(ERR_ACCESS_DENIED, `you are not allowed to push to '${location.name}' (your access is ${level})`);
+      throw policyError(ERR_ACCESS_DENIED, `you are not allowed to push to '${requested.name}' (your access is ${level})`);
     }
     if (!exists && service === 'git-receive-pack' && level === 'admin') {
-      await this.repositories.create(location.dir, signal);
-      assertStaysInRoot(location, this.options.reposDir);
+      await this.repositories.create(location.dir, requested.name, signal);
+      // A symlink swapped in meanwhile must not redirect the push that follows.
+      if (resolveRepo(requested, this.options.reposDir).dir !== location.dir) {
+        throw policyError(ERR_REPO_PATH, `invalid repository path "${requested.name}": it changed while being created`);
+      }
       this.options.log.info({ repo: location.name, user: identity.username }, 'created repository');
       exists = true;
     }
     if (!exists) {
       if (service === 'git-receive-pack') {
-        throw policyError(ERR_NOT_FOUND, `repository '${location.name}' does not exist; only admins can create repositories by pushing`);
+        throw policyError(ERR_NOT_FOUND, `repository '${requested.name}' does not exist; only admins can create repositories by pushing`);
       }
       throw notFound;
+    }
+    if (location.name !== requested.name) {
+      this.options.log.debug({ repo: location.name, requested_repo: requested.name }, 'repository reached through a symlink');
     }
     return {
       repo: location.name,

@@ -1,10 +1,10 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ERR_REPO_PATH, isCode } from '../../errors.js';
-import { assertStaysInRoot, locateRepo } from './repoPath.js';
+import { locateRepo, resolveRepo } from './repoPath.js';
 
 const ROOT = '/srv/git-sshd/repos';
 
@@ -51,6 +51,8 @@ describe('locateRepo', () => {
       '~/',
       '.git',
       'a'.repeat(256),
+      'a'.repeat(252),
+      `t/${'a'.repeat(252)}`,
       Array.from({ length: 21 }, () => 'a').join('/'),
     ];
     for (const arg of refused) {
@@ -59,7 +61,9 @@ describe('locateRepo', () => {
   });
 
   test('the longest and deepest allowed paths are accepted', () => {
-    assert.equal(locateRepo('a'.repeat(255), ROOT).name, 'a'.repeat(255));
+    // The directory is the name + ".git", and must fit NAME_MAX (255 bytes).
+    assert.equal(locateRepo('a'.repeat(251), ROOT).name, 'a'.repeat(251));
+    assert.equal(locateRepo(`${'a'.repeat(253)}/b`, ROOT).name, `${'a'.repeat(253)}/b`);
     const deep = Array.from({ length: 20 }, () => 'a').join('/');
     assert.equal(locateRepo(deep, ROOT).name, deep);
   });
@@ -69,7 +73,7 @@ describe('locateRepo', () => {
   });
 });
 
-describe('assertStaysInRoot', () => {
+describe('resolveRepo', () => {
   const base = mkdtempSync(join(tmpdir(), 'git-sshd-repopath-'));
   const root = join(base, 'repos');
   const outside = mkdtempSync(join(tmpdir(), 'git-sshd-outside-'));
@@ -80,26 +84,53 @@ describe('assertStaysInRoot', () => {
   });
 
   test('a normal repository passes', () => {
-    assertStaysInRoot(locateRepo('team/app', root), root);
+    assert.deepEqual(resolveRepo(locateRepo('team/app', root), root), { name: 'team/app', dir: join(realpathSync(root), 'team', 'app.git') });
   });
 
   test('a repository not created yet passes', () => {
-    assertStaysInRoot(locateRepo('newteam/sub/fresh', root), root);
+    assert.equal(resolveRepo(locateRepo('newteam/sub/fresh', root), root).name, 'newteam/sub/fresh');
   });
 
   test('a root reached through a symlink still accepts its own repositories', () => {
     const link = join(base, 'repos-link');
     symlinkSync(root, link);
-    assertStaysInRoot(locateRepo('team/app', link), link);
+    assert.equal(resolveRepo(locateRepo('team/app', link), link).name, 'team/app');
   });
 
   test('a repository directory that is a symlink to outside the root is refused', () => {
     symlinkSync(outside, join(root, 'evil.git'));
-    assert.throws(() => assertStaysInRoot(locateRepo('evil', root), root), isRepoPathError);
+    assert.throws(() => resolveRepo(locateRepo('evil', root), root), isRepoPathError);
   });
 
   test('a parent directory that is a symlink to outside the root is refused for a repository not created yet', () => {
     symlinkSync(outside, join(root, 'escape'));
-    assert.throws(() => assertStaysInRoot(locateRepo('escape/new', root), root), isRepoPathError);
+    assert.throws(() => resolveRepo(locateRepo('escape/new', root), root), isRepoPathError);
+  });
+
+  test('an alias resolves to the real repository, by name and directory', () => {
+    mkdirSync(join(root, 'other', 'private.git'), { recursive: true });
+    symlinkSync('../other/private.git', join(root, 'team', 'alias.git'));
+    symlinkSync('other', join(root, 'otherlink'));
+    const real = join(realpathSync(root), 'other', 'private.git');
+    assert.deepEqual(resolveRepo(locateRepo('team/alias', root), root), { name: 'other/private', dir: real });
+    assert.deepEqual(resolveRepo(locateRepo('otherlink/private', root), root), { name: 'other/private', dir: real });
+    assert.equal(resolveRepo(locateRepo('otherlink/new', root), root).name, 'other/new');
+  });
+
+  test('an alias to something that is not a repository path is refused', () => {
+    mkdirSync(join(root, 'plain'), { recursive: true });
+    symlinkSync('../plain', join(root, 'team', 'odd.git'));
+    symlinkSync('.', join(root, 'dot.git'));
+    for (const name of ['team/odd', 'dot']) {
+      assert.throws(() => resolveRepo(locateRepo(name, root), root), (err: Error) => isRepoPathError(err) && /not a repository|outside/.test(err.message), name);
+    }
+  });
+
+  test('filesystem refusals are policy errors: loops and files in the way', () => {
+    symlinkSync('loop.git', join(root, 'loop.git'));
+    assert.throws(() => resolveRepo(locateRepo('loop', root), root), (err: Error) => isRepoPathError(err) && /symlink loop/.test(err.message));
+    writeFileSync(join(root, 'afile'), '');
+    assert.equal(resolveRepo(locateRepo('afile/x', root), root).name, 'afile/x', 'missing, to be reported as not found by the caller');
   });
 });
+

@@ -1,6 +1,7 @@
 import { lstatSync, realpathSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { ERR_REPO_PATH, policyError, type GitSshdError } from '../../errors.js';
+import { onRepoPath } from './fsErrors.js';
 
 export interface RepoLocation {
   /** The canonical name: `team/app` for every spelling of it. */
@@ -12,6 +13,8 @@ export interface RepoLocation {
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 const MAX_LENGTH = 255;
 const MAX_DEPTH = 20;
+/** NAME_MAX of Linux filesystems, in bytes: the repository's directory is its last segment + ".git". */
+const NAME_MAX = 255;
 
 function refuse(arg: string, why: string): GitSshdError {
   const shown = JSON.stringify(arg.length > 100 ? `${arg.slice(0, 100)}...` : arg);
@@ -49,6 +52,8 @@ export function locateRepo(arg: string, reposDir: string): RepoLocation {
     }
     if (segment.endsWith('.lock')) throw refuse(arg, 'segments ending in ".lock" are not allowed');
   }
+  const last = segments[segments.length - 1] ?? '';
+  if (Buffer.byteLength(`${last}.git`) > NAME_MAX) throw refuse(arg, 'the repository name is too long for the filesystem');
   return { name: segments.join('/'), dir: join(reposDir, ...segments.slice(0, -1), `${segments.at(-1)}.git`) };
 }
 
@@ -60,35 +65,51 @@ function isSymlink(path: string): boolean {
   }
 }
 
-function isInside(child: string, root: string): boolean {
-  return child === root || child.startsWith(root.endsWith(sep) ? root : root + sep);
+function leavesRoot(location: RepoLocation): GitSshdError {
+  return policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads outside the repository root`);
 }
 
 /**
- * The names are clean, but the disk may not be: a symlink planted in the tree could point
- * anywhere. The real path of the repository (or, for a repository not created yet, of its
- * nearest existing ancestor) must lie inside the real repository root.
+ * The names are clean, but the disk may not be: a symlink in the tree (an operator's alias
+ * for a renamed repository, or one planted) decides what git really opens. This returns
+ * the repository as it really is: its real directory, and the name of that directory
+ * relative to the real root, so that access is granted, git is run and the log is written
+ * for the same repository. For a repository not created yet, the real path of its nearest
+ * existing ancestor decides. A path that leaves the root, or leads to something that is
+ * not a repository path, is refused; filesystem errors are classified by `repoPathError`.
  */
-export function assertStaysInRoot(location: RepoLocation, reposDir: string): void {
-  const root = realpathSync(reposDir);
-  let probe = location.dir;
-  for (;;) {
-    try {
-      const real = realpathSync(probe);
-      if (!isInside(real, root)) {
-        throw policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads outside the repository root`);
+export function resolveRepo(location: RepoLocation, reposDir: string): RepoLocation {
+  return onRepoPath(location.name, () => {
+    const root = realpathSync(reposDir);
+    let probe = location.dir;
+    const tail: string[] = [];
+    let real: string | undefined;
+    while (real === undefined) {
+      try {
+        real = join(realpathSync(probe), ...tail);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+        // A symlink whose target does not exist (yet) cannot be proven to stay inside.
+        if (isSymlink(probe)) throw leavesRoot(location);
+        const parent = dirname(probe);
+        if (parent === probe) throw leavesRoot(location);
+        tail.unshift(basename(probe));
+        probe = parent;
       }
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      // A symlink whose target does not exist (yet) cannot be proven to stay inside.
-      if (isSymlink(probe)) {
-        throw policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads outside the repository root`);
-      }
-      const parent = dirname(probe);
-      if (parent === probe) return;
-      probe = parent;
     }
-  }
+    const inside = relative(root, real);
+    if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) throw leavesRoot(location);
+    // Reached through a symlink, the target must itself be a valid repository path.
+    let target: RepoLocation;
+    try {
+      target = locateRepo(inside.split(sep).join('/'), root);
+    } catch {
+      throw policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads to a directory that is not a repository`);
+    }
+    if (target.dir !== real) {
+      throw policyError(ERR_REPO_PATH, `invalid repository path "${location.name}": it leads to a directory that is not a repository`);
+    }
+    return target;
+  });
 }

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ERR_USERS_FILE, GitSshdError } from '../../errors.js';
 import { accessLevel } from './access.js';
-import { parseUsersFile } from './usersFile.js';
+import { UsersCompiler } from './usersCompiler.js';
+import { applyUsersDiff, EMPTY_INDEX, parseUsersFile } from './usersFile.js';
 
 const FILE = '/etc/git-sshd/users.yml';
 
@@ -19,9 +20,9 @@ interface Key {
 const dir = mkdtempSync(join(tmpdir(), 'git-sshd-users-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function makeKey(type: 'ed25519' | 'rsa', name: string): Key {
+function makeKey(type: 'ed25519' | 'rsa' | 'dsa', name: string, bits = 2048): Key {
   const path = join(dir, name);
-  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', `${name}@test`, '-f', path]);
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', String(bits)] : []), '-N', '', '-C', `${name}@test`, '-f', path]);
   const fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${path}.pub`], { encoding: 'utf8' }).split(' ')[1] ?? '';
   return { publicLine: readFileSync(`${path}.pub`, 'utf8').trim(), privateText: readFileSync(path, 'utf8'), fingerprint };
 }
@@ -72,12 +73,12 @@ describe('parseUsersFile', () => {
 
     const alice = index.keys.get(blobOf(ed25519.publicLine));
     assert.equal(alice?.user.name, 'alice');
-    assert.equal(alice?.key.type, 'ssh-ed25519');
+    assert.equal(alice?.type, 'ssh-ed25519');
     assert.equal(alice?.fingerprint, ed25519.fingerprint);
 
     const bob = index.keys.get(blobOf(rsa.publicLine));
     assert.equal(bob?.user.name, 'bob');
-    assert.equal(bob?.key.type, 'ssh-rsa');
+    assert.equal(bob?.type, 'ssh-rsa');
     assert.equal(bob?.fingerprint, rsa.fingerprint);
 
     const grants = index.users.get('bob')?.grants ?? [];
@@ -86,12 +87,16 @@ describe('parseUsersFile', () => {
     assert.equal(accessLevel(grants, 'other'), undefined);
   });
 
-  test('an empty file, a comment-only file and "users: []" have no users', () => {
-    for (const text of ['', '# nobody yet\n', 'users: []\n', 'users:\n']) {
+  test('"users: []" and "users:" have no users', () => {
+    for (const text of ['users: []\n', 'users:\n', '# nobody yet\nusers: []\n']) {
       const index = parseUsersFile(FILE, text);
       assert.equal(index.users.size, 0, JSON.stringify(text));
       assert.equal(index.keys.size, 0);
     }
+  });
+
+  test('an empty or comment-only file is refused: it is what a half-written file looks like', () => {
+    for (const text of ['', '\n', '# nobody yet\n']) assertUsersError(text, 'empty', 'users: []');
   });
 
   test('a user without keys or access is allowed', () => {
@@ -101,6 +106,7 @@ describe('parseUsersFile', () => {
 
   test('bad YAML is refused with its line', () => {
     assertUsersError('users:\n  - name: alice\n    keys: [unclosed\n', 'not valid YAML', 'line');
+    assertUsersError('users:\n  - name: alice\n    name: bob\n', 'not valid YAML', 'line 3');
   });
 
   test('an unknown top-level key is refused', () => {
@@ -152,4 +158,82 @@ describe('parseUsersFile', () => {
       'already listed for user "alice"',
     );
   });
+
+  test('weak keys are refused at load, each named by its entry, and cannot log in; the rest of the file is taken', () => {
+    const small = makeKey('rsa', 'small', 1024);
+    const dsa = makeKey('dsa', 'old');
+    const index = parseUsersFile(
+      FILE,
+      usersYaml([
+        { name: 'alice', keys: [ed25519.publicLine] },
+        { name: 'bob', keys: [rsa.publicLine, small.publicLine] },
+        { name: 'carol', keys: [dsa.publicLine] },
+      ]),
+    );
+    assert.deepEqual([...index.users.keys()], ['alice', 'bob', 'carol']);
+    assert.equal(index.keys.size, 2, 'the 2048-bit RSA and the ed25519 key');
+    assert.equal(index.keys.get(blobOf(small.publicLine)), undefined);
+    assert.equal(index.keys.get(blobOf(dsa.publicLine)), undefined);
+    assert.deepEqual(
+      index.refused.map((refusal) => [refusal.where, refusal.fingerprint]),
+      [
+        ['users[1].keys[1] (user bob)', small.fingerprint],
+        ['users[2].keys[0] (user carol)', dsa.fingerprint],
+      ],
+    );
+    assert.match(index.refused[0]?.reason ?? '', /RSA key of 1024 bits is below sshd.min_rsa_key_bits \(2048\)/);
+    assert.match(index.refused[1]?.reason ?? '', /DSA keys are not accepted/);
+    const lenient = parseUsersFile(FILE, usersYaml([{ name: 'bob', keys: [small.publicLine] }]), { allowedAlgorithms: ['rsa-sha2-512'], minRsaKeyBits: 1024 });
+    assert.equal(lenient.keys.size, 1);
+  });
 });
+
+describe('UsersCompiler, incrementally', () => {
+  const policy = { allowedAlgorithms: ['ssh-ed25519'], minRsaKeyBits: 2048 };
+  const lines = Array.from({ length: 4 }, (_, i) => makeKey('ed25519', `inc${i}`).publicLine);
+  const entry = (i: number, level = 'read') => ({ name: `u${i}`, keys: [lines[i]], access: { [`team${i}/*`]: level } });
+
+  test('only the users that changed are handed over, and removed users are named', () => {
+    const compiler = new UsersCompiler(FILE, policy);
+    const first = compiler.compile(usersYaml([entry(0), entry(1), entry(2)]));
+    assert.deepEqual(first.diff.changed.map((user) => user.name), ['u0', 'u1', 'u2']);
+    first.commit();
+    const second = compiler.compile(`# a comment\n${usersYaml([entry(0), entry(1, 'write'), entry(3)])}`);
+    assert.deepEqual(second.diff.changed.map((user) => user.name), ['u1', 'u3']);
+    assert.deepEqual(second.diff.removed, ['u2']);
+    assert.equal(second.diff.users, 3);
+    second.commit();
+    assert.deepEqual(compiler.compile(`# only a comment changed\n${usersYaml([entry(0), entry(1, 'write'), entry(3)])}`).diff.changed, []);
+  });
+
+  test('applying the differences gives the same index as compiling the file afresh', () => {
+    const compiler = new UsersCompiler(FILE, policy);
+    let index = applyUsersDiff(EMPTY_INDEX, takeDiff(compiler, usersYaml([entry(0), entry(1), entry(2)])));
+    // A key moving from one user to another, a user removed, one changed.
+    const moved = [{ name: 'u0', keys: [lines[1]] }, { name: 'u1', keys: [lines[0]], access: { '*': 'admin' } }, entry(3)];
+    index = applyUsersDiff(index, takeDiff(compiler, usersYaml(moved)));
+    const fresh = parseUsersFile(FILE, usersYaml(moved), policy);
+    const view = (idx: typeof index) => ({
+      users: [...idx.users.keys()].sort(),
+      keys: [...idx.keys.entries()].map(([id, key]) => [id, key.user.name, key.fingerprint]).sort(),
+      grants: [...idx.users.values()].map((user) => [user.name, user.grants.map((grant) => `${grant.pattern}=${grant.level}`)]).sort(),
+    });
+    assert.deepEqual(view(index), view(fresh));
+  });
+
+  test('a failed compile is not committed: the next one compares with the last good file', () => {
+    const compiler = new UsersCompiler(FILE, policy);
+    compiler.compile(usersYaml([entry(0)])).commit();
+    assert.throws(() => compiler.compile('users: [unclosed'));
+    const uncommitted = compiler.compile(usersYaml([entry(0), entry(1)]));
+    assert.deepEqual(uncommitted.diff.changed.map((user) => user.name), ['u1']);
+    assert.deepEqual(compiler.compile(usersYaml([entry(0), entry(2)])).diff.changed.map((user) => user.name), ['u2'], 'u1 was never committed');
+  });
+});
+
+function takeDiff(compiler: UsersCompiler, text: string) {
+  const { diff, commit } = compiler.compile(text);
+  commit();
+  return diff;
+}
+

@@ -1,115 +1,91 @@
+import { DEFAULT_PUBLIC_KEY_ALGORITHMS } from '../../config/algorithms.js';
+import { DEFAULT_MIN_RSA_KEY_BITS, type KeyPolicy } from '../../ssh/keyPolicy.js';
+import { compileGrant, type Grant } from './access.js';
 import ssh2, { type ParsedKey } from 'ssh2';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ERR_USERS_FILE, GitSshdError } from '../../errors.js';
-import { fingerprint } from '../../ssh/fingerprint.js';
-import { ACCESS_LEVELS, compileGrant, type AccessLevel, type Grant } from './access.js';
-
-const { utils } = ssh2;
+import { judgeKeyLine, USER_NAME, UsersCompiler, type RefusedKey, type UserRecord, type UsersDiff } from './usersCompiler.js';
 
 export interface LocalUser {
   readonly name: string;
   readonly grants: readonly Grant[];
+  /** The ids (base64 blobs) of the keys that may log in as this user. */
+  readonly keyIds: readonly string[];
 }
 
 export interface UserKey {
   readonly user: LocalUser;
-  readonly key: ParsedKey;
+  /** The key type, e.g. `ssh-ed25519`. */
+  readonly type: string;
   readonly fingerprint: string;
+  /** The key line's comment (often user@host), for listings. */
+  readonly comment: string;
 }
 
-/** The parsed users file: users by name, and each public key (base64 blob) to its owner. */
+/** The users file as the server uses it: users by name, and each public key (base64 blob) to its owner. */
 export interface UsersIndex {
   readonly users: ReadonlyMap<string, LocalUser>;
   readonly keys: ReadonlyMap<string, UserKey>;
+  /** Keys of the file refused by the key policy, with where they are. */
+  readonly refused: readonly RefusedKey[];
 }
 
-const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const EMPTY_INDEX: UsersIndex = { users: new Map(), keys: new Map(), refused: [] };
+
+export const DEFAULT_KEY_POLICY: KeyPolicy = { allowedAlgorithms: DEFAULT_PUBLIC_KEY_ALGORITHMS, minRsaKeyBits: DEFAULT_MIN_RSA_KEY_BITS };
+
+function toUser(record: UserRecord): LocalUser {
+  return {
+    name: record.name,
+    grants: record.access.map(([pattern, level]) => compileGrant(pattern, level)),
+    keyIds: record.keys.map((key) => key.id),
+  };
+}
+
+/**
+ * The next index: the previous one with a compile's changes applied. The cost is the size
+ * of the change plus two map copies (native, fast), not a re-validation of every user.
+ */
+export function applyUsersDiff(previous: UsersIndex, diff: UsersDiff): UsersIndex {
+  const users = new Map(previous.users);
+  const keys = new Map(previous.keys);
+  const forget = (name: string): void => {
+    const old = users.get(name);
+    if (!old) return;
+    for (const id of old.keyIds) if (keys.get(id)?.user === old) keys.delete(id);
+  };
+  for (const name of diff.removed) {
+    forget(name);
+    users.delete(name);
+  }
+  for (const record of diff.changed) forget(record.name);
+  for (const record of diff.changed) {
+    const user = toUser(record);
+    users.set(record.name, user);
+    for (const key of record.keys) keys.set(key.id, { user, type: key.type, fingerprint: key.fingerprint, comment: key.comment });
+  }
+  return { users, keys, refused: diff.refused };
+}
+
+/** Parses and validates a whole file at once (the add-user CLI, tests); any problem rejects it. */
+export function parseUsersFile(file: string, text: string, policy: KeyPolicy = DEFAULT_KEY_POLICY): UsersIndex {
+  return applyUsersDiff(EMPTY_INDEX, new UsersCompiler(file, policy).compile(text).diff);
+}
+
 export const USER_NAME_RULE = '1-64 letters, digits, ".", "_" or "-", starting with a letter or digit';
 
 export function isValidUserName(name: string): boolean {
   return USER_NAME.test(name);
 }
-const USER_FIELDS = new Set(['name', 'keys', 'access']);
 
-function fail(file: string, where: string, message: string, cause?: unknown): GitSshdError {
-  return new GitSshdError(ERR_USERS_FILE, `${file}: ${where}: ${message}`, { cause });
-}
-
-const isMapping = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** One OpenSSH public key line, or a coded error naming `file` and `where`. */
-export function parseKeyLine(file: string, where: string, line: unknown): ParsedKey {
-  if (typeof line !== 'string' || line.trim() === '') {
-    throw fail(file, where, 'must be an OpenSSH public key line such as "ssh-ed25519 AAAA... comment"');
-  }
-  const parsed = utils.parseKey(line.trim());
-  const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (key === undefined || key instanceof Error) {
-    const reason = key instanceof Error ? key.message : 'no key';
-    throw fail(file, where, `not a valid OpenSSH public key (${reason}); it must look like "ssh-ed25519 AAAA... comment"`);
-  }
-  if (key.isPrivateKey()) throw fail(file, where, 'is a PRIVATE key; put the .pub file here and keep the private key secret');
-  return key;
-}
-
-/** Parses and validates the whole file; any problem rejects the whole file. */
-export function parseUsersFile(file: string, text: string): UsersIndex {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { uniqueKeys: true });
-  } catch (err) {
-    const pos = err instanceof YAMLParseError && err.linePos?.[0] ? `line ${err.linePos[0].line}` : 'file';
-    throw fail(file, pos, `not valid YAML: ${(err as Error).message.split('\n')[0]}`, err);
-  }
-  if (doc === null || doc === undefined) doc = { users: [] };
-  if (!isMapping(doc)) throw fail(file, 'top level', 'must be a mapping with a "users" list');
-  for (const key of Object.keys(doc)) {
-    if (key !== 'users') throw fail(file, key, 'unknown key; the file has one key, "users"');
-  }
-  const list = doc.users ?? [];
-  if (!Array.isArray(list)) throw fail(file, 'users', 'must be a list of users');
-
-  const users = new Map<string, LocalUser>();
-  const keys = new Map<string, UserKey>();
-  list.forEach((entry: unknown, index) => {
-    const at = `users[${index}]`;
-    if (!isMapping(entry)) throw fail(file, at, 'must be a mapping with name, keys and access');
-    for (const field of Object.keys(entry)) {
-      if (!USER_FIELDS.has(field)) throw fail(file, `${at}.${field}`, 'unknown field; allowed: name, keys, access');
-    }
-    const name = entry.name;
-    if (typeof name !== 'string' || !USER_NAME.test(name)) {
-      throw fail(file, `${at}.name`, `must be ${USER_NAME_RULE}`);
-    }
-    if (users.has(name)) throw fail(file, `${at}.name`, `user "${name}" is listed twice`);
-
-    const access = entry.access ?? {};
-    if (!isMapping(access)) throw fail(file, `${at}.access`, 'must be a mapping of repository glob to read, write or admin');
-    const grants = Object.entries(access).map(([pattern, level]) => {
-      if (typeof level !== 'string' || !ACCESS_LEVELS.includes(level as AccessLevel)) {
-        throw fail(file, `${at}.access["${pattern}"]`, `must be one of ${ACCESS_LEVELS.join(', ')} (was ${JSON.stringify(level)})`);
-      }
-      if (pattern.trim() === '' || pattern.includes('..') || pattern.includes('\0')) {
-        throw fail(file, `${at}.access["${pattern}"]`, 'is not a usable repository glob');
-      }
-      return compileGrant(pattern, level as AccessLevel);
-    });
-    const user: LocalUser = { name, grants };
-    users.set(name, user);
-
-    const keyLines = entry.keys ?? [];
-    if (!Array.isArray(keyLines)) throw fail(file, `${at}.keys`, 'must be a list of public key lines');
-    keyLines.forEach((line: unknown, keyIndex) => {
-      const where = `${at}.keys[${keyIndex}] (user ${name})`;
-      const key = parseKeyLine(file, where, line);
-      const blob = key.getPublicSSH().toString('base64');
-      const owner = keys.get(blob);
-      if (owner) {
-        throw fail(file, where, `the same key is already listed for user "${owner.user.name}"; a key must identify one user`);
-      }
-      keys.set(blob, { user, key, fingerprint: fingerprint(key.getPublicSSH()) });
-    });
-  });
-  return { users, keys };
+/**
+ * One OpenSSH public key line as the server would take it (the users CLI checks a key
+ * before writing it), or a coded error naming `file` and `where`: not a key, a private
+ * key, or a key the default key policy refuses.
+ */
+export function parseKeyLine(file: string, where: string, line: unknown, policy: KeyPolicy = DEFAULT_KEY_POLICY): ParsedKey {
+  const result = judgeKeyLine(typeof line === 'string' ? line : '', policy);
+  if ('invalid' in result) throw new GitSshdError(ERR_USERS_FILE, `${file}: ${where}: ${result.invalid}`);
+  if ('refused' in result) throw new GitSshdError(ERR_USERS_FILE, `${file}: ${where}: ${result.refused}; make a new key, e.g. ssh-keygen -t ed25519`);
+  const parsed = ssh2.utils.parseKey((line as string).trim());
+  return (Array.isArray(parsed) ? parsed[0] : parsed) as ParsedKey;
 }
