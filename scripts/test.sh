@@ -49,6 +49,10 @@ export GIT_SSHD_TOOLS="${GIT_SSHD_TOOLS:-/opt/git-sshd-tools}"
 bash scripts/tools.sh
 export PATH="$GIT_SSHD_TOOLS:$PATH" HELM="$GIT_SSHD_TOOLS/helm" HELM_UNITTEST="$GIT_SSHD_TOOLS/untt"
 
+# PuTTY, Dropbear, Paramiko, AsyncSSH, Go's x/crypto/ssh and libssh clients for test/interop.test.ts.
+export GIT_SSHD_INTEROP="${GIT_SSHD_INTEROP:-$HOME/.cache/git-sshd/interop}"
+bash scripts/interop-tools.sh
+
 npm run --silent build
 npm run --silent typecheck
 

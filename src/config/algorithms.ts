@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 
 interface Ssh2Constants {
+  DEFAULT_KEX: string[];
   SUPPORTED_KEX: string[];
   SUPPORTED_CIPHER: string[];
   SUPPORTED_MAC: string[];
@@ -13,9 +14,27 @@ interface Ssh2Constants {
  */
 const constants = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as Ssh2Constants;
 
+/**
+ * Algorithms ssh2 lists but cannot serve, with the reason a config naming one is refused.
+ * ssh2's server has no group-exchange side: a client that picks it is disconnected with an
+ * empty reason. Every client we meet also speaks curve25519 or a fixed group (group14/16/18).
+ */
+export const UNSERVABLE_KEX: Readonly<Record<string, string>> = {
+  'diffie-hellman-group-exchange-sha256': 'the server side of Diffie-Hellman group exchange is not implemented',
+  'diffie-hellman-group-exchange-sha1': 'the server side of Diffie-Hellman group exchange is not implemented',
+};
+
+const servable = (name: string): boolean => !(name in UNSERVABLE_KEX);
+
 export const SUPPORTED_ALGORITHMS = {
-  kex: constants.SUPPORTED_KEX,
+  kex: constants.SUPPORTED_KEX.filter(servable),
   cipher: constants.SUPPORTED_CIPHER,
   mac: constants.SUPPORTED_MAC,
+  /** User key signature algorithms ssh2 verifies (the same names as its host key list). */
   publicKey: constants.SUPPORTED_SERVER_HOST_KEY,
+} as const;
+
+/** What the server offers when the config names nothing: ssh2's defaults that it can serve. */
+export const DEFAULT_ALGORITHMS = {
+  kex: constants.DEFAULT_KEX.filter(servable),
 } as const;

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { SUPPORTED_ALGORITHMS } from './algorithms.js';
+import { SUPPORTED_ALGORITHMS, UNSERVABLE_KEX } from './algorithms.js';
 import { DURATION_HELP, parseDurationMs } from './duration.js';
 import type { ListenAddress, MaxStartups } from './types.js';
 
@@ -77,11 +77,15 @@ function integerOrAsIs(value: string): number | string {
   return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
 }
 
-function algorithmList(supported: readonly string[]) {
+function algorithmList(supported: readonly string[], refused: Readonly<Record<string, string>> = {}) {
   return {
     validate(value: unknown): void {
       if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
         throw invalid('must be a list of algorithm names', value);
+      }
+      const unservable = value.find((item) => item in refused);
+      if (unservable !== undefined) {
+        throw new Error(`${JSON.stringify(unservable)} not supported: ${refused[unservable]}; supported: ${supported.join(', ')}`);
       }
       const unknown = value.filter((item) => !supported.includes(item));
       if (unknown.length > 0) {
@@ -155,7 +159,7 @@ export const FORMATS = {
     },
     coerce: (value: string): string[] => stringList.coerce(value),
   },
-  'kex-list': algorithmList(SUPPORTED_ALGORITHMS.kex),
+  'kex-list': algorithmList(SUPPORTED_ALGORITHMS.kex, UNSERVABLE_KEX),
   'cipher-list': algorithmList(SUPPORTED_ALGORITHMS.cipher),
   'mac-list': algorithmList(SUPPORTED_ALGORITHMS.mac),
   'public-key-list': algorithmList(SUPPORTED_ALGORITHMS.publicKey),

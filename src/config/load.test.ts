@@ -285,6 +285,23 @@ describe('loadConfig errors', () => {
     assertConfigError(() => loadText('user: [git]\n'), 'user', '["git"]');
   });
 
+  test('a key exchange ssh2 cannot serve is refused with the reason, not offered to be dropped mid-handshake', () => {
+    const message = assertConfigError(
+      () => loadText('sshd:\n  kex_algorithms: [curve25519-sha256, diffie-hellman-group-exchange-sha256]\n'),
+      'sshd.kex_algorithms',
+      '"diffie-hellman-group-exchange-sha256" not supported',
+      'group exchange is not implemented',
+      'curve25519-sha256',
+    );
+    assert.doesNotMatch(message.split('supported:')[1] ?? '', /group-exchange/);
+    assertConfigError(() => loadText('sshd:\n  kex_algorithms: diffie-hellman-group-exchange-sha1\n'), 'sshd.kex_algorithms', 'group exchange');
+    assertConfigError(() => loadText('sshd:\n  kex_algorithms: [curve448-sha512]\n'), 'sshd.kex_algorithms', '"curve448-sha512" not supported');
+  });
+
+  test('an unknown user key algorithm is refused', () => {
+    assertConfigError(() => loadText('sshd:\n  public_key_algorithms: [rsa-sha2-384]\n'), 'sshd.public_key_algorithms', '"rsa-sha2-384" not supported');
+  });
+
   test('an empty user name and a timer longer than Node can keep are refused', () => {
     assertConfigError(() => loadText('user: ""\n'), 'user', 'value was ""');
     assertConfigError(() => loadText('sshd:\n  login_grace_time: 720h\n'), 'sshd.login_grace_time', '720h');

@@ -9,7 +9,7 @@ import { BoundedLabels, clientSoftwareFamily } from '../monitoring/labels.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ClientAddress } from '../server/address.js';
 import type { StartupLimiter } from '../server/startupLimiter.js';
-import { buildAlgorithms } from './algorithms.js';
+import { buildAlgorithms, serverSigAlgs } from './algorithms.js';
 import { Connection } from './connection.js';
 import type { HostKey } from './hostkeys/hostKeys.js';
 import { PhaseTracker } from './phase.js';
@@ -83,6 +83,8 @@ export class SshServer {
       {
         hostKeys: keys.map((key) => key.privateKey),
         algorithms: buildAlgorithms(sshd),
+        // patches/ssh2+1.17.0+002+interop.patch: ssh2 advertised a fixed (and misspelt) list.
+        serverSigAlgs: serverSigAlgs(sshd),
         ident: `git-sshd_${this.options.version}`,
         keepaliveInterval: sshd.clientAliveIntervalMs > 0 ? sshd.clientAliveIntervalMs : KEEPALIVE_OFF_MS,
         keepaliveCountMax: sshd.clientAliveCountMax,
