@@ -1,0 +1,113 @@
+/**
+ * Server CPU per clone, side by side: OpenSSH's sshd and git-sshd, and optionally a second
+ * git-sshd build (BENCH_BASELINE: a directory holding another build's dist/, node_modules/
+ * and package.json) for before/after figures of a data-path change in the same run.
+ * `git clone --no-local --bare` of the deterministic repository, the servers in rotating
+ * order within each round, so that machine load falls on all of them alike; the ratio is
+ * taken per round. CPU is the server's cgroup (git included) and, for git-sshd, its node
+ * process alone (the SSH layer).
+ *
+ *   BENCH_MB=100 BENCH_ROUNDS=7 BENCH_CIPHER=aes128-gcm@openssh.com npm run bench:datapath
+ *   BENCH_PROFILE=/tmp/prof npm run bench:datapath     # git-sshd under --cpu-prof
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ownCpuSeconds } from './lib/procfs.js';
+import { BENCH_REPO as REPO, prepare } from './lib/setup.js';
+import { startGitSshd, startOpenSsh, sshCommand, type RunningServer } from './lib/servers.js';
+import { median, percentile, table } from './lib/stats.js';
+
+const MB = Math.max(1, Math.min(1000, Number(process.env.BENCH_MB ?? 100)));
+const ROUNDS = Math.max(1, Math.min(50, Number(process.env.BENCH_ROUNDS ?? 7)));
+const CIPHER = process.env.BENCH_CIPHER ?? 'chacha20-poly1305@openssh.com';
+const BASELINE = process.env.BENCH_BASELINE;
+const PROFILE = process.env.BENCH_PROFILE;
+const work = mkdtempSync(join(tmpdir(), 'git-sshd-datapath-'));
+
+interface Sample {
+  wall: number;
+  cpu: number;
+  /** The node process alone (git-sshd only). */
+  own: number;
+}
+
+function clone(server: RunningServer, key: string): Sample {
+  const target = join(work, 'clone');
+  rmSync(target, { recursive: true, force: true });
+  const ssh = sshCommand(key, server.port, [`-c ${CIPHER}`, '-o KexAlgorithms=curve25519-sha256']);
+  const cpuBefore = server.cpuSeconds();
+  const ownBefore = ownCpuSeconds(server.pid);
+  const started = performance.now();
+  const result = spawnSync('git', ['clone', '-q', '--no-local', '--bare', server.url(REPO), target], {
+    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_SSH_COMMAND: ssh },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  const wall = performance.now() - started;
+  if (result.status !== 0) throw new Error(`clone from ${server.name}: ${result.stderr}`);
+  // The server's per-connection processes exit just after the client: let them be reaped.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+  rmSync(target, { recursive: true, force: true });
+  return { wall, cpu: server.cpuSeconds() - cpuBefore, own: ownCpuSeconds(server.pid) - ownBefore };
+}
+
+const spread = (values: number[]): string => `${percentile(values, 10).toFixed(2)}–${percentile(values, 90).toFixed(2)}`;
+
+async function main(): Promise<void> {
+  const { key, publicKey, reposFor } = prepare(work, MB);
+  const nodeArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
+  const servers: RunningServer[] = [await startGitSshd(work, publicKey, reposFor('git-sshd-repos'), {}, { nodeArgs })];
+  if (BASELINE) servers.push(await startGitSshd(work, publicKey, reposFor('baseline-repos'), {}, { name: 'git-sshd (baseline)', root: BASELINE, nodeArgs }));
+  servers.push(await startOpenSsh(work, publicKey, reposFor('openssh-repos')));
+  const samples = new Map(servers.map((server) => [server.name, [] as Sample[]]));
+  try {
+    for (const server of servers) clone(server, key);
+    for (let round = 0; round < ROUNDS; round += 1) {
+      // Rotate the order: no server always runs right after another's clone.
+      const order = servers.map((_, i) => servers[(i + round) % servers.length]!);
+      for (const server of order) samples.get(server.name)!.push(clone(server, key));
+      console.error(`round ${round + 1}/${ROUNDS}: ${order.map((s) => `${s.name} ${samples.get(s.name)!.at(-1)!.cpu.toFixed(2)} s`).join(', ')}`);
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+  }
+  const reference = samples.get('OpenSSH')!;
+  const rows = servers.map((server) => {
+    const mine = samples.get(server.name)!;
+    const cpu = mine.map((s) => s.cpu);
+    const ratios = mine.map((s, i) => s.cpu / reference[i]!.cpu);
+    const wallRatios = mine.map((s, i) => s.wall / reference[i]!.wall);
+    return [
+      server.name,
+      median(cpu).toFixed(2),
+      spread(cpu),
+      server.name === 'OpenSSH' ? '' : median(mine.map((s) => s.own)).toFixed(2),
+      median(ratios).toFixed(2),
+      spread(ratios),
+      median(mine.map((s) => s.wall)).toFixed(0),
+      median(wallRatios).toFixed(2),
+    ];
+  });
+  const extra: string[][] = [];
+  if (BASELINE) {
+    const ours = samples.get('git-sshd')!;
+    const before = samples.get('git-sshd (baseline)')!;
+    const cpu = ours.map((s, i) => s.cpu / before[i]!.cpu);
+    const own = ours.map((s, i) => s.own / before[i]!.own);
+    extra.push(['git-sshd / baseline', median(cpu).toFixed(3), spread(cpu), median(own).toFixed(3), spread(own)]);
+  }
+  console.log(
+    `# ${MB} MB clone (--no-local --bare), ${CIPHER}, curve25519, ${ROUNDS} rounds, servers in rotating order; node ${process.version}; ${new Date().toISOString()}\n\n` +
+      table(['server', 'CPU s per clone (median)', 'p10–p90', 'node process alone s', 'CPU / OpenSSH (median of per-round ratios)', 'p10–p90', 'wall ms', 'wall / OpenSSH'], rows) +
+      (extra.length ? `\n\n${table(['pair', 'CPU ratio (median)', 'p10–p90', 'node-alone ratio', 'p10–p90'], extra)}` : ''),
+  );
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => rmSync(work, { recursive: true, force: true }));
