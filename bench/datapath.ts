@@ -1,13 +1,15 @@
 /**
- * Server CPU per clone, side by side: OpenSSH's sshd and git-sshd, and optionally a second
- * git-sshd build (BENCH_BASELINE: a directory holding another build's dist/, node_modules/
- * and package.json) for before/after figures of a data-path change in the same run.
+ * Server CPU per clone, side by side: OpenSSH's sshd and git-sshd, and optionally other
+ * git-sshd builds (BENCH_VARIANTS=name=dir,name=dir: directories each holding a build's
+ * dist/, node_modules/ and package.json; the first is the baseline) for before/after
+ * figures of data-path changes in the same run.
  * `git clone --no-local --bare` of the deterministic repository, the servers in rotating
  * order within each round, so that machine load falls on all of them alike; the ratio is
  * taken per round. CPU is the server's cgroup (git included) and, for git-sshd, its node
  * process alone (the SSH layer).
  *
  *   BENCH_MB=100 BENCH_ROUNDS=7 BENCH_CIPHER=aes128-gcm@openssh.com npm run bench:datapath
+ *   BENCH_VARIANTS=before=/tmp/before npm run bench:datapath
  *   BENCH_PROFILE=/tmp/prof npm run bench:datapath     # git-sshd under --cpu-prof
  */
 import { spawnSync } from 'node:child_process';
@@ -22,7 +24,10 @@ import { median, percentile, table } from './lib/stats.js';
 const MB = Math.max(1, Math.min(1000, Number(process.env.BENCH_MB ?? 100)));
 const ROUNDS = Math.max(1, Math.min(50, Number(process.env.BENCH_ROUNDS ?? 7)));
 const CIPHER = process.env.BENCH_CIPHER ?? 'chacha20-poly1305@openssh.com';
-const BASELINE = process.env.BENCH_BASELINE;
+const VARIANTS = (process.env.BENCH_VARIANTS ?? '').split(',').filter(Boolean).map((entry) => {
+  const [name, root] = entry.split('=') as [string, string];
+  return { name, root };
+});
 const PROFILE = process.env.BENCH_PROFILE;
 const work = mkdtempSync(join(tmpdir(), 'git-sshd-datapath-'));
 
@@ -59,7 +64,7 @@ async function main(): Promise<void> {
   const { key, publicKey, reposFor } = prepare(work, MB);
   const nodeArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
   const servers: RunningServer[] = [await startGitSshd(work, publicKey, reposFor('git-sshd-repos'), {}, { nodeArgs })];
-  if (BASELINE) servers.push(await startGitSshd(work, publicKey, reposFor('baseline-repos'), {}, { name: 'git-sshd (baseline)', root: BASELINE, nodeArgs }));
+  for (const variant of VARIANTS) servers.push(await startGitSshd(work, publicKey, reposFor(`${variant.name}-repos`), {}, { name: variant.name, root: variant.root, nodeArgs }));
   servers.push(await startOpenSsh(work, publicKey, reposFor('openssh-repos')));
   const samples = new Map(servers.map((server) => [server.name, [] as Sample[]]));
   try {
@@ -91,12 +96,13 @@ async function main(): Promise<void> {
     ];
   });
   const extra: string[][] = [];
-  if (BASELINE) {
-    const ours = samples.get('git-sshd')!;
-    const before = samples.get('git-sshd (baseline)')!;
+  const baseline = VARIANTS[0];
+  for (const candidate of baseline ? servers.filter((server) => server.name !== 'OpenSSH' && server.name !== baseline.name) : []) {
+    const ours = samples.get(candidate.name)!;
+    const before = samples.get(baseline!.name)!;
     const cpu = ours.map((s, i) => s.cpu / before[i]!.cpu);
     const own = ours.map((s, i) => s.own / before[i]!.own);
-    extra.push(['git-sshd / baseline', median(cpu).toFixed(3), spread(cpu), median(own).toFixed(3), spread(own)]);
+    extra.push([`${candidate.name} / ${baseline!.name}`, median(cpu).toFixed(3), spread(cpu), median(own).toFixed(3), spread(own)]);
   }
   console.log(
     `# ${MB} MB clone (--no-local --bare), ${CIPHER}, curve25519, ${ROUNDS} rounds, servers in rotating order; node ${process.version}; ${new Date().toISOString()}\n\n` +
