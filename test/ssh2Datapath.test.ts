@@ -17,6 +17,7 @@ interface PaddingPoolClass {
 const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as {
   PaddingPool: PaddingPoolClass;
   allocPacketBuffer(size: number): Buffer;
+  releasePacketBuffer(packet: Buffer): void;
 };
 
 describe('the padding pool', () => {
@@ -47,18 +48,52 @@ describe('the padding pool', () => {
     });
   });
 
-  test('packet buffers never share bytes', () => {
-    const sizes = Array.from({ length: 400 }, (_, i) => [48, 1000, 32_800, 16_400, 140_000][i % 5]!);
-    const buffers = sizes.map((size) => crypto.allocPacketBuffer(size));
-    buffers.forEach((buf, i) => assert.equal(buf.length, sizes[i]));
-    const ranges = buffers.map((buf) => ({ memory: buf.buffer, start: buf.byteOffset, end: buf.byteOffset + buf.length }));
-    for (let i = 0; i < ranges.length; i += 1) {
-      for (let j = i + 1; j < ranges.length; j += 1) {
-        const [a, b] = [ranges[i]!, ranges[j]!];
-        if (a.memory !== b.memory) continue;
-        assert.ok(a.end <= b.start || b.end <= a.start, `buffers ${i} and ${j} overlap`);
+  test('a packet buffer is never handed out again while it has not been released', () => {
+    // Random allocations and releases, as sockets taking packets late and out of order
+    // would make; every live packet holds a tag that no later packet may overwrite.
+    let seed = 12345;
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const live: Array<{ packet: Buffer; tag: number }> = [];
+    const memories = new Set<ArrayBufferLike>();
+    let reused = 0;
+    for (let step = 0; step < 6_000; step += 1) {
+      if (live.length > 0 && (random() < 0.45 || live.length > 60)) {
+        const [{ packet, tag }] = live.splice(Math.floor(random() * live.length), 1) as [{ packet: Buffer; tag: number }];
+        assert.ok(packet.equals(Buffer.alloc(packet.length, tag)), `a live packet (tag ${tag}) was overwritten`);
+        crypto.releasePacketBuffer(packet);
+        crypto.releasePacketBuffer(packet); // a second release is ignored
+        crypto.releasePacketBuffer(packet.subarray(0, 4)); // so is a slice
+        continue;
       }
+      const size = [48, 1000, 32_800, 16_400, 140_000][Math.floor(random() * 5)]!;
+      const packet = crypto.allocPacketBuffer(size);
+      assert.equal(packet.length, size);
+      if (memories.has(packet.buffer)) reused += 1;
+      memories.add(packet.buffer);
+      const tag = step % 251;
+      packet.fill(tag);
+      live.push({ packet, tag });
     }
+    for (const { packet, tag } of live) {
+      assert.ok(packet.equals(Buffer.alloc(packet.length, tag)));
+      crypto.releasePacketBuffer(packet);
+    }
+    assert.ok(reused > 500, `slabs were reused (${reused} packets in reused memory)`);
+  });
+
+  test('an unreleased packet keeps its whole slab out of reuse', () => {
+    const held = crypto.allocPacketBuffer(32_800);
+    const heldMemory = held.buffer;
+    let movedOn = false;
+    for (let i = 0; i < 2_000; i += 1) {
+      const packet = crypto.allocPacketBuffer(32_800);
+      // The rest of the held packet's slab is used up, then never that slab again.
+      if (packet.buffer !== heldMemory) movedOn = true;
+      else assert.ok(!movedOn, 'a slab with a live packet was handed out again');
+      crypto.releasePacketBuffer(packet);
+    }
+    assert.ok(movedOn);
+    crypto.releasePacketBuffer(held);
   });
 });
 
