@@ -1,9 +1,10 @@
 /**
  * A text flame summary of a V8 .cpuprofile (node --cpu-prof): the top functions by self
  * time, and by inclusive time (a function's samples plus its callees', counted once per
- * sample even when it recurses).
+ * sample even when it recurses). With a pattern, only the samples with a frame matching
+ * it on the stack: e.g. the data path, 'channelOutput|uncorkSocket|onStreamRead'.
  *
- *   node --import tsx bench/profile-summary.ts CPU.*.cpuprofile [top=15]
+ *   node --import tsx bench/profile-summary.ts CPU.*.cpuprofile [top=15] [pattern]
  */
 import { readFileSync } from 'node:fs';
 import { table } from './lib/stats.js';
@@ -19,7 +20,8 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, pattern] = process.argv.slice(2);
+const under = pattern ? new RegExp(pattern) : undefined;
 if (!file) throw new Error('usage: profile-summary.ts FILE.cpuprofile [top]');
 const top = Number(topArg ?? 15);
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
@@ -36,8 +38,13 @@ const inclusive = new Map<string, number>();
 let total = 0;
 profile.samples.forEach((id, i) => {
   const micros = profile.timeDeltas[i] ?? 0;
-  total += micros;
   const node = byId.get(id)!;
+  if (under) {
+    let matched = false;
+    for (let at: number | undefined = id; at !== undefined && !matched; at = parent.get(at)) matched = under.test(label(byId.get(at)!));
+    if (!matched) return;
+  }
+  total += micros;
   self.set(label(node), (self.get(label(node)) ?? 0) + micros);
   const seen = new Set<string>();
   for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
@@ -53,4 +60,4 @@ const rows = (map: Map<string, number>): string[][] =>
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([name, micros]) => [name, (micros / 1000).toFixed(0), ((micros / total) * 100).toFixed(1)]);
-console.log(`${file}: ${(total / 1e6).toFixed(2)} s sampled\n\nBy self time:\n\n${table(['function', 'ms', '%'], rows(self))}\n\nBy inclusive time:\n\n${table(['function', 'ms', '%'], rows(inclusive))}`);
+console.log(`${file}${under ? ` (samples under /${pattern}/)` : ''}: ${(total / 1e6).toFixed(2)} s sampled\n\nBy self time:\n\n${table(['function', 'ms', '%'], rows(self))}\n\nBy inclusive time:\n\n${table(['function', 'ms', '%'], rows(inclusive))}`);
