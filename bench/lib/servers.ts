@@ -43,6 +43,8 @@ export interface GitSshdOptions {
   readonly root?: string;
   /** Extra node options, e.g. --cpu-prof. */
   readonly nodeArgs?: readonly string[];
+  /** Lines the server prints that are not its JSON log (e.g. --trace-gc's). */
+  readonly onOtherOutput?: (line: string) => void;
 }
 
 /** git-sshd from dist/, the embedded backend, one admin user, repositories in `reposDir`. */
@@ -61,7 +63,11 @@ export async function startGitSshd(work: string, publicKey: string, reposDir: st
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(options.root ?? ROOT, 'dist', 'main.js'), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
   const account = new CpuAccount(name, child.pid!);
   let port = 0;
-  for await (const line of createInterface({ input: child.stdout! })) {
+  const lines = createInterface({ input: child.stdout! });
+  const other = options.onOtherOutput;
+  if (other) lines.on('line', (line) => void (line.startsWith('{') || other(line)));
+  for await (const line of lines) {
+    if (!line.startsWith('{')) continue;
     const entry = JSON.parse(line) as { msg: string; port?: number };
     if (entry.msg === 'listening') {
       port = entry.port!;
@@ -69,7 +75,7 @@ export async function startGitSshd(work: string, publicKey: string, reposDir: st
     }
   }
   if (!port) throw new Error('git-sshd did not start');
-  child.stdout!.resume();
+  if (!other) child.stdout!.resume();
   return {
     name,
     port,
