@@ -125,3 +125,8 @@ export class CpuAccount {
     }
   }
 }
+
+/** CPU seconds (user + system) of one live process alone: not its children. */
+export function ownCpuSeconds(pid: number): number {
+  return (stat(pid)?.own ?? 0) / TICKS;
+}

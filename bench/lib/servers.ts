@@ -36,22 +36,38 @@ function stopper(child: ChildProcess, account: CpuAccount): () => Promise<void> 
   };
 }
 
+export interface GitSshdOptions {
+  /** Shown in tables: 'git-sshd' unless given. */
+  readonly name?: string;
+  /** Another build's root (its dist/ and node_modules/), for A/B runs of two versions. */
+  readonly root?: string;
+  /** Extra node options, e.g. --cpu-prof. */
+  readonly nodeArgs?: readonly string[];
+  /** Lines the server prints that are not its JSON log (e.g. --trace-gc's). */
+  readonly onOtherOutput?: (line: string) => void;
+}
+
 /** git-sshd from dist/, the embedded backend, one admin user, repositories in `reposDir`. */
-export async function startGitSshd(work: string, publicKey: string, reposDir: string, sshd: Record<string, string> = {}): Promise<RunningServer> {
-  const data = join(work, 'git-sshd-data');
+export async function startGitSshd(work: string, publicKey: string, reposDir: string, sshd: Record<string, string> = {}, options: GitSshdOptions = {}): Promise<RunningServer> {
+  const name = options.name ?? 'git-sshd';
+  const data = join(work, name === 'git-sshd' ? 'git-sshd-data' : `${name}-data`);
   mkdirSync(data, { recursive: true });
   writeFileSync(join(data, 'users.yml'), `users:\n  - name: bench\n    keys: ["${publicKey}"]\n    access: { "*": admin }\n`);
-  const config = join(work, 'git-sshd.yml');
+  const config = join(work, `${name}.yml`);
   const extra = Object.entries({ max_startups: '"1000"', ...sshd }).map(([key, value]) => `  ${key}: ${value}`);
   writeFileSync(
     config,
     ['log_level: info', 'sshd:', '  listen: "127.0.0.1:0"', '  web_listen: "127.0.0.1:0"', ...extra, 'local:', `  data_dir: ${data}`, `  repos_dir: ${reposDir}`, ''].join('\n'),
   );
   // Logs go nowhere: a benchmark must not time a terminal, nor grow a buffer.
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const account = new CpuAccount('git-sshd', child.pid!);
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(options.root ?? ROOT, 'dist', 'main.js'), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const account = new CpuAccount(name, child.pid!);
   let port = 0;
-  for await (const line of createInterface({ input: child.stdout! })) {
+  const lines = createInterface({ input: child.stdout! });
+  const other = options.onOtherOutput;
+  if (other) lines.on('line', (line) => void (line.startsWith('{') || other(line)));
+  for await (const line of lines) {
+    if (!line.startsWith('{')) continue;
     const entry = JSON.parse(line) as { msg: string; port?: number };
     if (entry.msg === 'listening') {
       port = entry.port!;
@@ -59,9 +75,9 @@ export async function startGitSshd(work: string, publicKey: string, reposDir: st
     }
   }
   if (!port) throw new Error('git-sshd did not start');
-  child.stdout!.resume();
+  if (!other) child.stdout!.resume();
   return {
-    name: 'git-sshd',
+    name,
     port,
     pid: child.pid!,
     user: 'git',

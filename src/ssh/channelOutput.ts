@@ -29,12 +29,16 @@ interface ResendState {
 export class ChannelOutput implements CommandOutput {
   private tail: Promise<void> = Promise.resolve();
   private sent = 0;
+  /** Rejects the write in flight: one abort listener for the session, not one per chunk. */
+  private rejectWrite: ((reason: unknown) => void) | undefined;
 
   constructor(
     private readonly channel: ServerChannel,
     private readonly socket: Socket,
     private readonly signal: AbortSignal,
-  ) {}
+  ) {
+    signal.addEventListener('abort', () => this.rejectWrite?.(signal.reason), { once: true });
+  }
 
   get bytes(): number {
     return this.sent;
@@ -51,10 +55,9 @@ export class ChannelOutput implements CommandOutput {
     if (this.socket.writableLength > SOCKET_HIGH_WATER) await this.socketDrained();
     const target = stream === 'stdout' ? this.channel : this.channel.stderr;
     await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => reject(this.signal.reason);
-      this.signal.addEventListener('abort', onAbort, { once: true });
+      this.rejectWrite = reject;
       target.write(chunk, (err) => {
-        this.signal.removeEventListener('abort', onAbort);
+        this.rejectWrite = undefined;
         if (err) reject(err);
         else resolve();
       });
