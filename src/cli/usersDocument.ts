@@ -19,8 +19,11 @@ export class UsersDocument {
     text: string,
   ) {
     // The server's parser first: a file it refuses is reported as it would report it.
-    this.index = parseUsersFile(file, text);
-    this.doc = parseDocument(text.trim() === '' ? 'users: []\n' : text);
+    // No file yet, or an empty one: the CLI starts a new list (the server itself refuses an
+    // empty file, which may be one caught half-written).
+    const start = text.trim() === '' ? 'users: []\n' : text;
+    this.index = parseUsersFile(file, start);
+    this.doc = parseDocument(start);
     if (!isMap(this.doc.contents)) this.doc.contents = new YAMLMap() as never;
     if (!isSeq(this.doc.get('users'))) this.doc.set('users', this.doc.createNode([]));
     this.users.flow = false;
