@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { git, makeKey, makeWorkTree, run, sshCommand, temporaryDir, url, type ClientKey } from './helpers/client.js';
 import { adminUsers, TestServer } from './helpers/server.js';
+import { waitUntil } from './helpers/wait.js';
 
 /** Linux routes all of 127/8 on lo: one address for the attacker, another for the users. */
 const ATTACKER = '127.0.0.2';
@@ -127,6 +128,14 @@ describe('a pre-authentication flood from one address, with the default limits',
         });
         results.push(clone);
       }
+      // On a quiet machine the clones can finish before any flood connection has reached
+      // the banner timeout: the flood goes on until the attacker has earned a penalty.
+      await waitUntil(
+        'the attacker penalised and refused',
+        async () => ((await server.metric('git_sshd_connections_rejected_total', '{reason="penalty"}')) ?? 0) > 0,
+        120_000,
+        250,
+      );
     } finally {
       opened = await attack.stop();
     }
