@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { BENCH_REPO as REPO, prepare } from './lib/setup.js';
 import { startGitSshd, startOpenSsh, sshCommand } from './lib/servers.js';
 import { median, table } from './lib/stats.js';
+import { runBench } from './lib/main.js';
 
 const MB = Math.max(1, Math.min(1000, Number(process.env.BENCH_MB ?? 50)));
 const RUNS = Math.max(1, Math.min(20, Number(process.env.BENCH_RUNS ?? 5)));
@@ -68,9 +69,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));
+runBench(main, work);

@@ -22,6 +22,7 @@ import { ownCpuSeconds } from './lib/procfs.js';
 import { BENCH_REPO as REPO, prepare } from './lib/setup.js';
 import { startGitSshd, startOpenSsh, sshCommand, type RunningServer } from './lib/servers.js';
 import { median, percentile, table } from './lib/stats.js';
+import { runBench } from './lib/main.js';
 
 const MB = Math.max(1, Math.min(1000, Number(process.env.BENCH_MB ?? 100)));
 const ROUNDS = Math.max(1, Math.min(50, Number(process.env.BENCH_ROUNDS ?? 7)));
@@ -143,9 +144,4 @@ async function main(): Promise<void> {
   );
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));
+runBench(main, work);

@@ -6,12 +6,13 @@
  *   npm run bench:kex                  # 100 connections per row
  *   BENCH_KEX_RUNS=300 npm run bench:kex
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kexCost, kexServerCrypto } from './lib/kex.js';
 import { prepare } from './lib/setup.js';
 import { startGitSshd, startOpenSsh } from './lib/servers.js';
+import { runBench } from './lib/main.js';
 
 const RUNS = Math.max(10, Math.min(2000, Number(process.env.BENCH_KEX_RUNS ?? 100)));
 const work = mkdtempSync(join(tmpdir(), 'git-sshd-bench-kex-'));
@@ -34,9 +35,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));
+runBench(main, work);

@@ -20,6 +20,7 @@ import { treePssKiB, treeRssKiB } from './lib/procfs.js';
 import { BENCH_REPO as REPO, prepare } from './lib/setup.js';
 import { startGitSshd, startOpenSsh, sshCommand, type RunningServer } from './lib/servers.js';
 import { median, percentile, table } from './lib/stats.js';
+import { runBench } from './lib/main.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const env = (name: string, fallback: number, max: number): number => Math.max(1, Math.min(max, Number(process.env[name] ?? fallback)));
@@ -308,9 +309,4 @@ async function main(): Promise<void> {
   console.log('wrote docs/benchmarks.md');
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));
+runBench(main, work);

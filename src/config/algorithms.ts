@@ -20,8 +20,8 @@ const constants = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js
  * empty reason. Every client we meet also speaks curve25519 or a fixed group (group14/16/18).
  */
 export const UNSERVABLE_KEX: Readonly<Record<string, string>> = {
-  'diffie-hellman-group-exchange-sha256': 'the server side of Diffie-Hellman group exchange is not implemented',
-  'diffie-hellman-group-exchange-sha1': 'the server side of Diffie-Hellman group exchange is not implemented',
+  'diffie-hellman-group-exchange-sha256': 'ssh2 has no server side of Diffie-Hellman group exchange',
+  'diffie-hellman-group-exchange-sha1': 'ssh2 has no server side of Diffie-Hellman group exchange',
 };
 
 const servable = (name: string): boolean => !(name in UNSERVABLE_KEX);
