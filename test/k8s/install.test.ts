@@ -61,14 +61,15 @@ describe('helm install with the default values', { timeout: 1_800_000 }, () => {
     assert.ok(listening, 'the server logged that it listens');
     const monitoring = records.find((record) => record.msg === 'monitoring server listening');
     assert.ok(monitoring, 'the probes port was up first');
-    assert.ok(Number(monitoring.time) <= Number(listening.time), 'the monitoring port listens before the SSH port');
+    const listeningAt = Date.parse(String(listening.time));
+    assert.ok(Date.parse(String(monitoring.time)) <= listeningAt, `the monitoring port listens (${String(monitoring.time)}) before the SSH port (${String(listening.time)})`);
     // The Ready condition changes once, from False to True, when the kubelet's readiness
     // probe first gets 200; Kubernetes keeps that time to the second. It is not before
     // the second in which the server logged `listening`: until then the probe got 502.
     const ready = pod.status!.conditions!.find((condition) => condition.type === 'Ready')!;
     const readyAt = Date.parse(String(ready.lastTransitionTime));
-    const listeningSecond = Math.floor(Number(listening.time) / 1000) * 1000;
-    assert.ok(readyAt >= listeningSecond, `Ready at ${new Date(readyAt).toISOString()}, SSH listening at ${new Date(Number(listening.time)).toISOString()}`);
+    const listeningSecond = Math.floor(listeningAt / 1000) * 1000;
+    assert.ok(readyAt >= listeningSecond, `Ready at ${new Date(readyAt).toISOString()}, SSH listening at ${String(listening.time)}`);
     assert.equal(pod.status!.containerStatuses![0]!.restartCount, 0);
 
     // And the port accepts SSH now: the pod IP's SSH banner and host keys.
