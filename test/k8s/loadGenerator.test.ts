@@ -15,7 +15,7 @@ import { LoadGenerator, makeBigRepository, type WorkerPlan } from './load/loadGe
 
 const MEGABYTE = 1024 * 1024;
 const REPO = 'team/big';
-/** A slow clone of the 8 MB repository lasts about 16 s: long enough to be in flight when the server is stopped. */
+/** A slow clone of the 4 MB repository lasts about 8 s: long enough to be in flight when the server is stopped. */
 const PLAN: WorkerPlan[] = [
   { kind: 'clone', label: 'clone', count: 1, bytesPerSecond: 0 },
   { kind: 'clone', label: 'slow-clone', count: 2, bytesPerSecond: MEGABYTE / 2 },
@@ -42,7 +42,7 @@ describe('load generator on loopback', { timeout: 600_000 }, () => {
   before(() => {
     key = makeKey();
     work = temporaryDir('git-sshd-load-');
-    seed = makeBigRepository(work, 8);
+    seed = makeBigRepository(work, 4);
   });
   after(async () => {
     for (const server of servers) await server.dispose();
@@ -119,7 +119,6 @@ describe('load generator on loopback', { timeout: 600_000 }, () => {
       for (const op of inFlight) assert.equal(op.outcome, 'failed', `${op.worker} survived a SIGKILL of its server`);
     } finally {
       await load.stop();
-      if (process.env.DEBUG_LOAD) console.log(load.operations.map((op) => `${op.id} ${op.worker} ${op.startedAt} +${(op.endedAt ?? 0) - op.startedAt} ${op.outcome} ${op.reason ?? ''}`).join('\n'));
     }
   });
 });

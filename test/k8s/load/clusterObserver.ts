@@ -22,6 +22,8 @@ export interface MetricsSample {
   readonly bytesSent: number;
   readonly sessionsCut: number;
   readonly state: string;
+  /** Readiness answers of 502 given to the kubelet (`User-Agent: kube-probe/...`). */
+  readonly kubeletReadiness502: number;
 }
 
 export interface ObservedEvent {
@@ -283,6 +285,7 @@ export class ClusterObserver {
         bytesSent: sample('git_sshd_bytes_total{direction="sent"}'),
         sessionsCut: sample('git_sshd_sessions_cut_at_shutdown_total'),
         state,
+        kubeletReadiness502: sample('git_sshd_probe_requests_total{probe="readiness",code="502",client="kubelet"}') || 0,
       });
     } catch {
       // A pod that stopped answering: the readiness record says when and how.

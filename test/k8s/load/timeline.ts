@@ -12,6 +12,10 @@ export interface DrainTimeline {
   readonly sigterm?: number;
   readonly listenerClosed?: number;
   readonly readiness502?: number;
+  /** What the readiness path answered first once the drain began: 502, or a refused connection if the process was already gone. */
+  readonly readinessAnswer?: string;
+  readonly kubeletSaw502?: number;
+  readonly endpointRemoved?: number;
   readonly endpointNotServing?: number;
   readonly lastAccepted?: number;
   readonly lastBytesMetric?: number;
@@ -40,12 +44,14 @@ const STEPS: ReadonlyArray<[keyof DrainTimeline, string]> = [
   ['lastAccepted', 'last connection accepted (log `authenticated`)'],
   ['sigterm', 'SIGTERM (log `shutdown requested`)'],
   ['listenerClosed', 'SSH listener closed (log `draining`)'],
-  ['readiness502', 'readiness path answers non-200 (host poll)'],
+  ['readiness502', 'readiness path stops answering 200 (host poll, 250 ms)'],
+  ['kubeletSaw502', "kubelet's readiness probe answered 502 (/metrics, 1 s)"],
   ['endpointNotServing', 'EndpointSlice: serving=false'],
   ['lastBytesMetric', 'last growth of git_sshd_bytes_total{sent} (1 s scrape)'],
   ['lastClosed', 'last connection closed (log `connection closed`)'],
   ['stopped', 'drain over (log `stopped`)'],
   ['exited', 'container exit (kubelet, whole seconds)'],
+  ['endpointRemoved', 'EndpointSlice: endpoint removed'],
   ['gone', 'pod object deleted'],
 ];
 
@@ -75,6 +81,7 @@ export function drainTimeline(observer: ClusterObserver, pod: PodRecord, operati
   for (let index = 1; index < pod.metrics.length; index++) {
     if (pod.metrics[index]!.bytesSent > pod.metrics[index - 1]!.bytesSent) lastBytesMetric = pod.metrics[index]!.at;
   }
+  const readinessChange = pod.readiness.find((answer) => answer.at >= signalAt - 1000 && answer.answer !== '200');
   const killing = observer.events.find((event) => event.pod === pod.name && event.reason === 'Killing' && event.observedAt >= from - 1000);
   const exit = [...pod.exits].reverse().find((candidate) => containerID === undefined || candidate.containerID === containerID);
   return {
@@ -85,7 +92,10 @@ export function drainTimeline(observer: ClusterObserver, pod: PodRecord, operati
     ...defined('kubeProxyRemoved', removed),
     ...defined('sigterm', shutdown ? logTime(shutdown) : undefined),
     ...defined('listenerClosed', draining ? logTime(draining) : undefined),
-    ...defined('readiness502', pod.readiness.find((answer) => answer.at >= signalAt - 1000 && answer.answer !== '200')?.at),
+    ...defined('readiness502', readinessChange?.at),
+    ...defined('readinessAnswer', readinessChange?.answer),
+    ...defined('kubeletSaw502', pod.metrics.find((sample) => sample.kubeletReadiness502 > 0)?.at),
+    ...defined('endpointRemoved', firstAfter(pod.endpoint, from, (state) => state.conditions === undefined)),
     ...defined('endpointNotServing', firstAfter(pod.endpoint, from, (state) => state.conditions?.serving !== true)),
     ...defined('lastAccepted', accepted.length > 0 ? Math.max(...accepted) : undefined),
     ...defined('lastBytesMetric', lastBytesMetric),
@@ -120,6 +130,7 @@ export function formatTimelines(title: string, origin: number, timelines: readon
   const rule = `|---|${timelines.map(() => '---:').join('|')}|`;
   const rows = STEPS.map(([key, label]) => `| ${label} | ${timelines.map((timeline) => seconds(timeline[key] as number | undefined, origin)).join(' | ')} |`);
   const counts: Array<[string, (timeline: DrainTimeline) => string]> = [
+    ['first readiness answer after SIGTERM', (timeline) => timeline.readinessAnswer ?? '-'],
     ['connections open at SIGTERM', (timeline) => String(timeline.connectionsAtSigterm ?? '-')],
     ['finished during the drain / cut', (timeline) => `${timeline.finished ?? '-'} / ${timeline.cut ?? '-'}`],
     ['drain (ms, log `stopped`)', (timeline) => String(timeline.drainMs ?? '-')],
