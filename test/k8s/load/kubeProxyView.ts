@@ -72,19 +72,22 @@ export class KubeProxyView {
   }
 }
 
-/** The endpoint IPs a Service port's chain dispatches to, from `nft list table ip kube-proxy`. */
+/**
+ * The endpoint IPs a Service port's chain sends new connections to, from `nft list table ip
+ * kube-proxy`. kube-proxy writes one of three forms there (pkg/proxy/nftables/proxier.go):
+ * `dnat to IP:PORT` (one endpoint), `dnat ip addr . port to numgen random mod N map { 0 :
+ * IP . PORT, ... }` (several), or, with session affinity, jumps to per-endpoint chains named
+ * `endpoint-<hash>-<ns>/<svc>/tcp/<port>__IP/PORT`.
+ */
 export function endpointsOf(ruleset: string, servicePort: string): string[] {
   const lines = ruleset.split('\n');
-  const start = lines.findIndex((line) => /^\s*chain service-\S+$/.test(line.trim().replace(/\s*\{$/, '')) && line.includes(`-${servicePort} {`));
+  const start = lines.findIndex((line) => line.trim().startsWith('chain service-') && line.trim().endsWith(`-${servicePort} {`));
   if (start < 0) return [];
   const ips = new Set<string>();
   for (const line of lines.slice(start + 1)) {
     if (/^\s*}/.test(line)) break;
-    for (const match of line.matchAll(new RegExp(`endpoint-[^\\s,]*-${escape(servicePort)}__([0-9.]+)/\\d+`, 'g'))) ips.add(match[1]!);
+    for (const match of line.matchAll(/(\d+\.\d+\.\d+\.\d+)(?: \. |:)\d+\b/g)) ips.add(match[1]!);
+    for (const match of line.matchAll(/__(\d+\.\d+\.\d+\.\d+)\/\d+/g)) ips.add(match[1]!);
   }
   return [...ips];
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

@@ -70,7 +70,7 @@ export interface LoadSummary {
 }
 
 /** A push refused by git's own rules (another writer got there first), which a user would fetch and retry: not a server failure. */
-const REJECTED = /\[rejected\]|non-fast-forward|fetch first|\[remote rejected\].*(?:cannot lock ref|stale info)/;
+const REJECTED = /\[rejected\]|non-fast-forward|fetch first/;
 
 function quote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;

@@ -1,4 +1,4 @@
-// The rollout test's instruments, checked on loopback against a local git-sshd (no cluster):
+// The rollout test's instruments, checked without a cluster: on loopback against a local git-sshd,
 // the load generator must count a transfer cut mid-way and a refused connection as
 // failures, and its push check must notice a push that is not there, or its "0 failures"
 // on the cluster would prove nothing.
@@ -11,6 +11,7 @@ import { killGroup } from '../helpers/processes.js';
 import { adminUsers, TestServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
 import { attribute, type ServerLogLine } from './load/attribution.js';
+import { endpointsOf } from './load/kubeProxyView.js';
 import { LoadGenerator, makeBigRepository, type WorkerPlan } from './load/loadGenerator.js';
 
 const MEGABYTE = 1024 * 1024;
@@ -121,4 +122,31 @@ describe('load generator on loopback', { timeout: 600_000 }, () => {
       await load.stop();
     }
   });
+});
+
+// Shaped like `nft list table ip kube-proxy` from kube-proxy v1.37's nftables mode.
+const RULESET = `table ip kube-proxy {
+	comment "rules for kube-proxy"
+	chain service-AAAAAAAA-ns1/git-sshd/tcp/ssh {
+		ip daddr 10.96.12.34 tcp dport 22 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+		meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.244.0.5 . 2222, 1 : 10.244.0.6 . 2222, 2 : 10.244.0.7 . 2222 }
+	}
+	chain service-BBBBBBBB-ns1/git-sshd-monitoring/tcp/http {
+		meta l4proto tcp dnat to 10.244.0.9:9122
+	}
+	chain service-CCCCCCCC-ns2/git-sshd/tcp/ssh {
+		meta l4proto tcp dnat to 10.244.0.8:2222
+	}
+	chain service-DDDDDDDD-ns3/sticky/tcp/ssh {
+		ip saddr @affinity-XXXXXXXX-ns3/sticky/tcp/ssh__10.244.0.10/2222 goto endpoint-XXXXXXXX-ns3/sticky/tcp/ssh__10.244.0.10/2222
+		numgen random mod 1 vmap { 0 : goto endpoint-XXXXXXXX-ns3/sticky/tcp/ssh__10.244.0.10/2222 }
+	}
+}
+`;
+
+test("kube-proxy's endpoints for one Service port, in each form it writes", () => {
+  assert.deepEqual(endpointsOf(RULESET, 'ns1/git-sshd/tcp/ssh'), ['10.244.0.5', '10.244.0.6', '10.244.0.7']);
+  assert.deepEqual(endpointsOf(RULESET, 'ns2/git-sshd/tcp/ssh'), ['10.244.0.8']);
+  assert.deepEqual(endpointsOf(RULESET, 'ns3/sticky/tcp/ssh'), ['10.244.0.10']);
+  assert.deepEqual(endpointsOf(RULESET, 'ns4/git-sshd/tcp/ssh'), []);
 });
