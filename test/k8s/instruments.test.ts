@@ -1,7 +1,7 @@
 // The rollout test's instruments, checked without a cluster: on loopback against a local git-sshd,
 // the load generator must count a transfer cut mid-way and a refused connection as
 // failures, and its push check must notice a push that is not there, or its "0 failures"
-// on the cluster would prove nothing.
+// on the cluster would prove nothing; and kube-proxy's rules must be read right.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
