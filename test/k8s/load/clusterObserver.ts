@@ -1,6 +1,9 @@
-import { KubeConfig, Log, Watch, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
-import { Writable } from 'node:stream';
-import type { V1EndpointSlice } from '@kubernetes/client-node';
+import { KubeConfig, Watch, type CoreV1Event, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { killGroup, spawnGroup } from '../../helpers/processes.js';
+import { clusterEnv } from '../lib/cluster.js';
 import type { ServerLogLine } from './attribution.js';
 import { KubeProxyView } from './kubeProxyView.js';
 
@@ -84,8 +87,10 @@ export class ClusterObserver {
   readonly kubeProxy: KubeProxyView;
   readonly errors: string[] = [];
   private readonly watches: AbortController[] = [];
-  private readonly logStreams: AbortController[] = [];
+  private readonly logStreams = new Set<ChildProcess>();
   private readonly seenEvents = new Set<string>();
+  /** The container each pod runs now (by containerID), to tell a log stream cut short from one whose container exited. */
+  private readonly currentContainer = new Map<string, string>();
   private readonly slices = new Map<string, Map<string, { ready: boolean; serving: boolean; terminating: boolean }>>();
   private poller: NodeJS.Timeout | undefined;
   private ticks = 0;
@@ -110,7 +115,8 @@ export class ClusterObserver {
     this.stopped = true;
     clearInterval(this.poller);
     this.kubeProxy.stop();
-    for (const controller of [...this.watches, ...this.logStreams]) controller.abort();
+    for (const controller of this.watches) controller.abort();
+    for (const child of this.logStreams) void killGroup(child);
   }
 
   /** The logs of every pod seen, by pod name: for matching operations with the pod that served them. */
@@ -180,38 +186,42 @@ export class ClusterObserver {
           record.exits.push({ finishedAt, exitCode: state.exitCode, ...(state.reason ? { reason: state.reason } : {}), ...(state.containerID ? { containerID: state.containerID } : {}) });
         }
       }
+      if (status.state?.running && status.containerID) this.currentContainer.set(record.name, status.containerID);
+      else this.currentContainer.delete(record.name);
       if (status.state?.running && status.containerID && !record.streamed.has(status.containerID)) {
         record.streamed.add(status.containerID);
-        void this.follow(record, status.containerID);
+        this.follow(record, status.containerID);
       }
     }
     if (phase === 'DELETED' && record.goneAt === undefined) record.goneAt = now;
   }
 
   /**
-   * Streams the running container's log from its first line until it exits. A restarted
-   * container is a new stream (its predecessor's log stays in `logs`, each line tagged).
+   * Streams the running container's log from its first line until it exits (`kubectl logs
+   * -f`, which ends when the container does). A restarted container is a new stream (its
+   * predecessor's lines stay in `logs`, each tagged with its container). A stream that ends
+   * while the same container still runs is started again; lines already read are skipped.
    */
-  private async follow(record: PodRecord, containerID: string): Promise<void> {
-    let partial = '';
-    const sink = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        const text = partial + chunk.toString('utf8');
-        const lines = text.split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) if (line) record.logs.push(parseLine(line, containerID));
-        done();
-      },
-      final: (done) => {
-        if (partial) record.logs.push(parseLine(partial, containerID));
-        done();
-      },
+  private follow(record: PodRecord, containerID: string, seen = new Set<string>()): void {
+    if (this.stopped) return;
+    const env = clusterEnv();
+    const child = spawnGroup(join(env.bin, 'kubectl'), ['-n', this.options.namespace, 'logs', '-f', record.name, '-c', this.options.container], {
+      env: { ...process.env, KUBECONFIG: env.kubeconfig },
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
-    try {
-      this.logStreams.push(await new Log(this.options.kubeConfig).log(this.options.namespace, record.name, this.options.container, sink, { follow: true }));
-    } catch (err) {
-      this.errors.push(`logs of ${record.name}: ${String(err)}`);
-    }
+    this.logStreams.add(child);
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      if (!text || seen.has(text)) return;
+      seen.add(text);
+      record.logs.push(parseLine(text, containerID));
+    });
+    child.once('close', () => {
+      this.logStreams.delete(child);
+      const current = this.currentContainer.get(record.name);
+      if (!this.stopped && current === containerID && record.goneAt === undefined) {
+        setTimeout(() => this.follow(record, containerID, seen), REWATCH_MS).unref();
+      }
+    });
   }
 
   private onSlice(phase: string, slice: V1EndpointSlice): void {
