@@ -105,7 +105,7 @@ export class ClusterObserver {
     await Promise.all([
       this.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector }, (phase, pod: V1Pod) => this.onPod(phase, pod)),
       this.watch(`/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, { labelSelector: `kubernetes.io/service-name=${service}` }, (phase, slice: V1EndpointSlice) => this.onSlice(phase, slice)),
-      this.watch(`/api/v1/namespaces/${namespace}/events`, {}, (_phase, event: CoreV1Event) => this.onEvent(event)),
+      this.watch(`/api/v1/namespaces/${namespace}/events`, {}, (phase, event: CoreV1Event) => this.onEvent(phase, event)),
     ]);
     this.kubeProxy.start();
     this.poller = setInterval(() => this.poll(), this.options.pollMs ?? 250);
@@ -167,6 +167,8 @@ export class ClusterObserver {
   }
 
   private onPod(phase: string, pod: V1Pod): void {
+    // BOOKMARK and ERROR carry no pod.
+    if (!['ADDED', 'MODIFIED', 'DELETED'].includes(phase) || !pod.metadata?.name) return;
     const now = Date.now();
     const record = this.record(pod);
     if (pod.status?.podIP) record.ip = pod.status.podIP;
@@ -225,6 +227,7 @@ export class ClusterObserver {
   }
 
   private onSlice(phase: string, slice: V1EndpointSlice): void {
+    if (!['ADDED', 'MODIFIED', 'DELETED'].includes(phase) || !slice.metadata?.name) return;
     const name = slice.metadata!.name!;
     const members = new Map<string, { ready: boolean; serving: boolean; terminating: boolean }>();
     if (phase !== 'DELETED') {
@@ -248,7 +251,8 @@ export class ClusterObserver {
     }
   }
 
-  private onEvent(event: CoreV1Event): void {
+  private onEvent(phase: string, event: CoreV1Event): void {
+    if (!['ADDED', 'MODIFIED'].includes(phase)) return;
     const key = `${event.metadata?.uid}/${event.count ?? event.series?.count ?? 1}`;
     if (this.seenEvents.has(key) || event.involvedObject?.kind !== 'Pod') return;
     this.seenEvents.add(key);
