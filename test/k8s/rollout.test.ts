@@ -33,16 +33,20 @@ const SELECTOR = `app.kubernetes.io/name=git-sshd,app.kubernetes.io/instance=${R
 const REPO = 'team/big';
 const REPO_MEGABYTES = 16;
 /**
- * Paced so that each operation lasts seconds whatever the machine's speed: a plain clone
- * of the 16 MB repository at least 4 s, a slow one 32 s (less than the 45 s drain the
- * chart's defaults give: 60 s grace - 10 s preStop - 5 s margin), a push 4 s, a slow push 16 s.
+ * Paced so that each operation lasts seconds however fast the machine is: a plain clone of
+ * the 16 MB repository at least 4 s, a slow one 21 s, a push 4 s, a slow push 16 s. A busy
+ * machine stretches them (a 32 s clone took 55 s at load 8), and an operation in flight on a
+ * stopping pod must end within the chart's defaults: 10 s of preStop sleep + a 45 s drain
+ * (60 s terminationGracePeriodSeconds - 10 s - 5 s margin); longer ones are cut by design.
  */
 const PLAN: WorkerPlan[] = [
   { kind: 'clone', label: 'clone', count: 2, bytesPerSecond: 4 * MEGABYTE },
-  { kind: 'clone', label: 'slow-clone', count: 2, bytesPerSecond: MEGABYTE / 2 },
+  { kind: 'clone', label: 'slow-clone', count: 2, bytesPerSecond: (3 * MEGABYTE) / 4 },
   { kind: 'push', label: 'push', count: 2, bytesPerSecond: MEGABYTE / 4, pushBytes: MEGABYTE },
   { kind: 'push', label: 'slow-push', count: 1, bytesPerSecond: MEGABYTE / 8, pushBytes: 2 * MEGABYTE },
 ];
+/** The preStop sleep of the chart's defaults: a transfer begun this recently is still running when SIGTERM comes. */
+const SLOW_CLONE_SPANS_SIGTERM_MS = 6_000;
 /** A bound for the cluster to finish one step (a rollout, a drain): far above the 60 s grace of each pod. */
 const STEP_TIMEOUT_MS = 600_000;
 
@@ -173,10 +177,12 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
     assert.ok(timelines.some((timeline) => timeline.inFlightAtDeletion > 0), 'no operation was in flight on a pod when it was deleted: the rollout proved nothing');
   });
 
-  test('kubectl delete pod mid-transfer: what the pod was serving completes', async () => {
+  test('kubectl delete pod mid-transfer: what the pod was serving completes, through its SIGTERM and drain', async () => {
     let victim: string | undefined;
-    await waitUntil('a pod serving two transfers, one of them slow', () => {
-      const candidates = [...servingPods()].filter(([, ops]) => ops.length >= 2 && ops.some((op) => op.label.startsWith('slow-')));
+    // A slow clone needs 21 s at least: one begun under 6 s ago still runs at SIGTERM, 10 s after the delete.
+    await waitUntil('a pod serving a slow clone that has just begun', () => {
+      const now = Date.now();
+      const candidates = [...servingPods()].filter(([, ops]) => ops.some((op) => op.label === 'slow-clone' && now - op.startedAt < SLOW_CLONE_SPANS_SIGTERM_MS));
       victim = candidates.sort((a, b) => b[1].length - a[1].length)[0]?.[0];
       return victim !== undefined;
     }, STEP_TIMEOUT_MS, 250);
@@ -203,6 +209,7 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
     assert.ok(inFlight.every((op) => summaries.some((line) => line.remote_port === op.connections.at(-1)?.localPort && logTime(line) >= started)), `${victim} did not log the end of every transfer it was serving`);
     assert.deepEqual(failures((op) => op.startedAt <= settled && (op.endedAt ?? Infinity) >= started), []);
     checkDrain(timeline);
+    assert.ok((timeline.connectionsAtSigterm ?? 0) >= 1 && timeline.finished === timeline.connectionsAtSigterm, `the drain after SIGTERM had no transfer to finish: ${JSON.stringify(timeline)}`);
   });
 
   test('scale from 3 to 1 under load: the two stopping pods finish what they serve', async () => {
