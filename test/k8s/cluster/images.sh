@@ -57,7 +57,7 @@ image="localhost/git-sshd:k8s-$hash"
 if [ "$(cat "$K8S_IMAGES/git-sshd.ref" 2>/dev/null)" != "$image" ] || [ ! -f "$K8S_IMAGES/git-sshd.tar" ]; then
   echo "k8s images: building $image from the Dockerfile (a few minutes)" >&2
   started=$SECONDS
-  (cd "$root" && "${buildah[@]}" bud -q --layers --isolation chroot --network host --build-arg "NODE_IMAGE=$base" -t "$image" .) >/dev/null
+  (cd "$root" && "${buildah[@]}" bud -q --isolation chroot --network host --build-arg "NODE_IMAGE=$base" -t "$image" .) >/dev/null
   export_image "$image" "$K8S_IMAGES/git-sshd"
   # Older builds are not needed: the archive above is the image.
   "${podman[@]}" images --format '{{.Repository}}:{{.Tag}}' localhost/git-sshd | grep ':k8s-' | grep -vx "$image" | xargs -r "${podman[@]}" rmi -f >/dev/null 2>&1 || true
