@@ -64,7 +64,7 @@ describe('load generator on loopback', { timeout: 600_000 }, () => {
     assert.equal(summary.failed, 0, JSON.stringify(load.operations.filter((op) => op.outcome === 'failed').map((op) => op.reason)));
     assert.equal(summary.rejected, 0);
     assert.ok(summary.attempted >= 10, `attempted ${summary.attempted}`);
-    const pushes = await load.verifyPushes();
+    const pushes = await load.verifyPushes(join(server.reposDir, `${REPO}.git`));
     assert.deepEqual(pushes.missing, []);
     assert.equal(pushes.branches, 2);
     assert.equal(pushes.commits, summary.byLabel.push!.ok);
@@ -76,7 +76,7 @@ describe('load generator on loopback', { timeout: 600_000 }, () => {
     rmSync(join(server.reposDir, `${REPO}.git`, 'refs', 'heads', ...branch.split('/')), { force: true });
     const packedRefs = join(server.reposDir, `${REPO}.git`, 'packed-refs');
     rmSync(packedRefs, { force: true });
-    assert.ok((await load.verifyPushes()).missing.some((line) => line.startsWith(`${branch}:`)));
+    assert.ok((await load.verifyPushes(join(server.reposDir, `${REPO}.git`))).missing.some((line) => line.startsWith(`${branch}:`)));
   });
 
   test('a drain lets transfers in flight finish; a connection refused afterwards is a failure', async () => {

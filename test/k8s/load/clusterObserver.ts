@@ -73,7 +73,8 @@ export interface ObserverOptions {
   readonly pollMs?: number;
 }
 
-const REWATCH_MS = 500;
+const REWATCH_MS = 100;
+const LAG_TICK_MS = 100;
 
 /**
  * Watches a release's pods, their EndpointSlice and events through the API, follows every
@@ -93,6 +94,14 @@ export class ClusterObserver {
   private readonly currentContainer = new Map<string, string>();
   private readonly slices = new Map<string, Map<string, { ready: boolean; serving: boolean; terminating: boolean }>>();
   private poller: NodeJS.Timeout | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  /** Watches started again (after client-node's 30 s inactivity timeout, mostly). */
+  rewatches = 0;
+  /**
+   * The longest the test process's event loop was late (ms): every time here is when this
+   * process saw something, so a stalled loop would make the cluster look late.
+   */
+  maxEventLoopLagMs = 0;
   private ticks = 0;
   private stopped = false;
 
@@ -109,11 +118,18 @@ export class ClusterObserver {
     ]);
     this.kubeProxy.start();
     this.poller = setInterval(() => this.poll(), this.options.pollMs ?? 250);
+    let expected = performance.now() + LAG_TICK_MS;
+    this.lagTimer = setInterval(() => {
+      const now = performance.now();
+      this.maxEventLoopLagMs = Math.max(this.maxEventLoopLagMs, Math.round(now - expected));
+      expected = now + LAG_TICK_MS;
+    }, LAG_TICK_MS);
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.poller);
+    clearInterval(this.lagTimer);
     this.kubeProxy.stop();
     for (const controller of this.watches) controller.abort();
     for (const child of this.logStreams) void killGroup(child);
@@ -128,19 +144,41 @@ export class ClusterObserver {
     return [...this.pods.values()].filter((pod) => pod.goneAt === undefined && pod.deletionSeenAt === undefined);
   }
 
+  /**
+   * A watch kept open for the whole test: client-node ends one after 30 s without data (a
+   * quiet EndpointSlice), so it is started again at once, from the last resourceVersion seen
+   * so that no change falls in the gap (from scratch after a 410 Gone).
+   */
   private async watch(path: string, query: Record<string, string>, onObject: (phase: string, object: any) => void): Promise<void> {
     const watcher = new Watch(this.options.kubeConfig);
+    let resourceVersion: string | undefined;
     const begin = async (): Promise<void> => {
       if (this.stopped) return;
+      const again = (): void => {
+        this.rewatches++;
+        if (!this.stopped) setTimeout(() => void begin(), REWATCH_MS).unref();
+      };
       try {
-        const controller = await watcher.watch(path, query, onObject, (err: unknown) => {
-          if (err && !this.stopped) this.errors.push(`watch ${path}: ${String(err)}`);
-          if (!this.stopped) setTimeout(() => void begin(), REWATCH_MS).unref();
-        });
+        const controller = await watcher.watch(
+          path,
+          { ...query, allowWatchBookmarks: 'true', ...(resourceVersion ? { resourceVersion } : {}) },
+          (phase, object) => {
+            if (phase === 'ERROR') {
+              resourceVersion = undefined;
+              return;
+            }
+            if (object?.metadata?.resourceVersion) resourceVersion = object.metadata.resourceVersion;
+            if (phase !== 'BOOKMARK') onObject(phase, object);
+          },
+          (err: unknown) => {
+            if (err && !this.stopped && (err as Error).name !== 'TimeoutError' && (err as Error).name !== 'AbortError') this.errors.push(`watch ${path}: ${String(err)}`);
+            again();
+          },
+        );
         this.watches.push(controller);
       } catch (err) {
         this.errors.push(`watch ${path}: ${String(err)}`);
-        if (!this.stopped) setTimeout(() => void begin(), REWATCH_MS).unref();
+        again();
       }
     };
     await begin();
