@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Builds the Gitaly test peer's image for the Kubernetes suite, with no registry: a Debian
 # bookworm minbase root (debootstrap) with git and tini, plus the peer binary that
-# scripts/gitaly-peer.sh builds and caches (test/gitaly-peer: Gitaly's own Go module). The
-# image is assembled with buildah, saved as an OCI archive under ~/.cache/git-sshd/k8s/images
-# and, with --import, imported into the cluster's containerd (pods use imagePullPolicy Never).
+# scripts/gitaly-peer.sh builds and caches (test/gitaly-peer: Gitaly's own Go module).
+# buildah assembles it; podman saves it as an OCI archive beside the suite's other images,
+# $K8S_IMAGES/gitaly-peer.tar (its name in gitaly-peer.ref), which the cluster's import.sh
+# imports into containerd at start; --import also imports it into the running cluster now.
+# Pods run it with imagePullPolicy Never.
 #
-# Its tag is a hash of the peer binary and of this script: a cached archive is reused until
-# either changes. The last line of stdout is the image's name (localhost/...:<tag>).
+# The image's tag is a hash of the peer binary and of this script: the archive is rebuilt
+# only when either changes. The last line of stdout is the image's name.
 #
 # usage: gitaly-image.sh [--import]
-#   --import  also `ctr -n k8s.io images import` it; the containerd socket is
-#             $GIT_SSHD_K8S_CONTAINERD_SOCK (default: the k8s-lab's run/containerd/containerd.sock)
 set -euo pipefail
 script="$(readlink -f "$0")"
 cd "$(dirname "$script")/../.."
@@ -21,18 +21,18 @@ case "${1:-}" in
   *) echo "usage: $0 [--import]" >&2; exit 2 ;;
 esac
 
-cache="${GIT_SSHD_CACHE:-$HOME/.cache/git-sshd}"
+images="${GIT_SSHD_K8S_IMAGES:-${GIT_SSHD_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/git-sshd/k8s}/images}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 storage=(--storage-driver vfs)
 peer="$(bash scripts/gitaly-peer.sh | tail -n 1)"
 tag="$(cat "$peer" "$script" | sha256sum | cut -c1-16)"
 image="localhost/git-sshd-gitaly-peer:$tag"
-archive="$cache/k8s/images/gitaly-peer-$tag.tar"
-mkdir -p "$(dirname "$archive")"
+archive="$images/gitaly-peer.tar"
+mkdir -p "$images"
 
-exec 9>"$archive.lock"
+exec 9>"$images/gitaly-peer.lock"
 flock 9
-if [ ! -s "$archive" ]; then
+if [ ! -s "$archive" ] || [ "$(cat "$images/gitaly-peer.ref" 2>/dev/null)" != "$image" ]; then
   missing=()
   for tool in buildah podman debootstrap; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -79,12 +79,13 @@ if [ ! -s "$archive" ]; then
   container=""
   podman "${storage[@]}" save --quiet --format oci-archive -o "$archive.tmp" "$image"
   podman "${storage[@]}" rmi "$image" >/dev/null 2>&1 || true
-  mv "$archive.tmp" "$archive"
+  mv -f "$archive.tmp" "$archive"
+  echo "$image" > "$images/gitaly-peer.ref"
   echo "gitaly image: $image built in $((SECONDS - started)) s ($(du -h "$archive" | cut -f1) archive)" >&2
 fi
 
 if [ "$import" = 1 ]; then
-  sock="${GIT_SSHD_K8S_CONTAINERD_SOCK:-${K8S_LAB:-$HOME/.cache/k8s-lab}/run/containerd/containerd.sock}"
+  sock="${GIT_SSHD_K8S_STATE:-/var/tmp/git-sshd-k8s}/containerd/containerd.sock"
   ctr -a "$sock" -n k8s.io images import "$archive" >/dev/null
   ctr -a "$sock" -n k8s.io images ls -q | grep -qxF "$image" || {
     echo "gitaly image: $image is not in containerd after importing $archive" >&2
