@@ -108,8 +108,9 @@ trap reap EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# test/image/ builds and runs the container: `npm run test:image`, apart from this.
-mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/image/*' | sort)
+# test/image/ builds and runs the container (`npm run test:image`) and test/k8s/ needs a
+# Kubernetes cluster (`npm run test:k8s`): both apart from this.
+mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/image/*' -not -path 'test/k8s/*' | sort)
 echo "test set-up: done after $((SECONDS - started)) s; running ${#files[@]} test files"
 # Tests bound their own waits, and heavy ones have timeouts of their own. Node 20 applies
 # --test-timeout to each whole file too: here it is only a backstop for a file that hangs.

@@ -86,6 +86,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
         lifecycle,
         registry: metrics.registry,
         log,
+        onProbe: (probe, code, client) => metrics.probeRequests.inc({ probe, code, client }),
       })
     : undefined;
   if (monitoring) {

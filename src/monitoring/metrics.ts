@@ -68,6 +68,7 @@ export class Metrics {
   readonly userLimitRefusals: Counter<'limit'>;
   readonly sessionsIdleClosed: Counter;
   readonly staleIncomingRemoved: Counter;
+  readonly probeRequests: Counter<'probe' | 'code' | 'client'>;
 
   constructor(registry: Registry, sources: MetricsSources, version: string) {
     this.registry = registry;
@@ -236,6 +237,12 @@ export class Metrics {
     this.staleIncomingRemoved = new Counter({
       name: 'git_sshd_stale_incoming_removed_total',
       help: 'Partial-push directories (objects/tmp_objdir-incoming-*) left by a crash and removed',
+      registers,
+    });
+    this.probeRequests = new Counter({
+      name: 'git_sshd_probe_requests_total',
+      help: 'Requests to the readiness and liveness paths (probe), by answer (code) and asker (client: kubelet for kube-probe, other)',
+      labelNames: ['probe', 'code', 'client'],
       registers,
     });
     new Gauge({

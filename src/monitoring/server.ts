@@ -15,6 +15,16 @@ export interface MonitoringServerOptions {
   readonly lifecycle: Lifecycle;
   readonly registry: Registry;
   readonly log: Logger;
+  /** Told of every request to the readiness or liveness path (the kubelet's are counted apart). */
+  readonly onProbe?: (probe: Probe, code: number, client: ProbeClient) => void;
+}
+
+export type Probe = 'readiness' | 'liveness';
+export type ProbeClient = 'kubelet' | 'other';
+
+/** The kubelet's HTTP probes say `User-Agent: kube-probe/<major>.<minor>`. */
+function probeClient(userAgent: string | undefined): ProbeClient {
+  return userAgent?.startsWith('kube-probe/') ? 'kubelet' : 'other';
 }
 
 /**
@@ -32,12 +42,15 @@ export class MonitoringServer {
     const app = express();
     app.disable('x-powered-by');
     app.disable('etag');
-    app.get(options.livenessPath, (_req, res) => {
+    app.get(options.livenessPath, (req, res) => {
+      options.onProbe?.('liveness', 200, probeClient(req.get('user-agent')));
       res.type('text/plain').send('ok\n');
     });
-    app.get(options.readinessPath, (_req, res) => {
+    app.get(options.readinessPath, (req, res) => {
       const state = options.lifecycle.state;
-      res.status(state === 'ready' ? 200 : 502).type('text/plain').send(`${state}\n`);
+      const code = state === 'ready' ? 200 : 502;
+      options.onProbe?.('readiness', code, probeClient(req.get('user-agent')));
+      res.status(code).type('text/plain').send(`${state}\n`);
     });
     app.get(METRICS_PATH, (_req, res, next) => {
       options.registry.metrics().then((body) => {
