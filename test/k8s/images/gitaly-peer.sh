@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Builds the Gitaly test peer's image for the Kubernetes suite, with no registry: a Debian
+# The Gitaly test peer's image for the Kubernetes suite, built with no registry: a Debian
 # bookworm minbase root (debootstrap) with git and tini, plus the peer binary that
-# scripts/gitaly-peer.sh builds and caches (test/gitaly-peer: Gitaly's own Go module).
-# buildah assembles it; podman saves it as an OCI archive beside the suite's other images,
-# $K8S_IMAGES/gitaly-peer.tar (its name in gitaly-peer.ref), which the cluster's import.sh
-# imports into containerd at start; --import also imports it into the running cluster now.
-# Pods run it with imagePullPolicy Never.
+# scripts/gitaly-peer.sh builds and caches (test/gitaly-peer: Gitaly's own Go module; never
+# committed). buildah assembles it; podman saves it as $K8S_IMAGES/gitaly-peer.tar, its
+# name in gitaly-peer.ref, where scripts/test-k8s.sh imports every image from. --import
+# also imports it into the running cluster now. Pods run it with imagePullPolicy Never.
 #
 # The image's tag is a hash of the peer binary and of this script: the archive is rebuilt
 # only when either changes. The last line of stdout is the image's name.
 #
-# usage: gitaly-image.sh [--import]
+# usage: test/k8s/images/gitaly-peer.sh [--import]
 set -euo pipefail
 script="$(readlink -f "$0")"
-cd "$(dirname "$script")/../.."
+here="$(dirname "$script")"
+cd "$here/../../.."
+# shellcheck source=../cluster/env.sh
+. "$here/../cluster/env.sh"
 import=0
 case "${1:-}" in
   --import) import=1 ;;
@@ -21,7 +23,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--import]" >&2; exit 2 ;;
 esac
 
-images="${GIT_SSHD_K8S_IMAGES:-${GIT_SSHD_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/git-sshd/k8s}/images}"
+images="$K8S_IMAGES"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 storage=(--storage-driver vfs)
 peer="$(bash scripts/gitaly-peer.sh | tail -n 1)"
@@ -85,11 +87,6 @@ if [ ! -s "$archive" ] || [ "$(cat "$images/gitaly-peer.ref" 2>/dev/null)" != "$
 fi
 
 if [ "$import" = 1 ]; then
-  sock="${GIT_SSHD_K8S_STATE:-/var/tmp/git-sshd-k8s}/containerd/containerd.sock"
-  ctr -a "$sock" -n k8s.io images import "$archive" >/dev/null
-  ctr -a "$sock" -n k8s.io images ls -q | grep -qxF "$image" || {
-    echo "gitaly image: $image is not in containerd after importing $archive" >&2
-    exit 1
-  }
+  bash "$here/../cluster/import.sh" "$archive"
 fi
 echo "$image"
