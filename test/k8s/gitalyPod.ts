@@ -19,9 +19,9 @@ export const REPO_IN_POD = `${STORAGE_IN_POD}/${RELATIVE}`;
  * volume (the repository outlives the pod, as it would on a PV). git-sshd's pods mount none.
  * The token comes from a Secret, as in GitLab's chart.
  */
-export function gitalyManifests(options: { image: string; storageDir: string; token: string }): string {
+export function gitalyObjects(options: { image: string; storageDir: string; token: string }): object[] {
   const labels = { 'app.kubernetes.io/name': 'gitaly-peer' };
-  const objects = [
+  return [
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gitaly-token' }, stringData: { token: options.token } },
     {
       apiVersion: 'apps/v1',
@@ -69,8 +69,10 @@ export function gitalyManifests(options: { image: string; storageDir: string; to
       spec: { type: 'ClusterIP', selector: labels, ports: [{ name: 'grpc', port: GITALY_PORT, targetPort: 'grpc' }] },
     },
   ];
-  return objects.map((object) => JSON.stringify(object)).join('\n---\n');
 }
+
+/** The Gitaly peer's pods. */
+export const GITALY_SELECTOR = 'app.kubernetes.io/name=gitaly-peer';
 
 /** GitLab's refusal of a force push, from the repository's pre-receive hook (as a protected branch answers). */
 export const FORCE_PUSH_REFUSED = 'GitLab: You are not allowed to force push code to a protected branch on this project.';
