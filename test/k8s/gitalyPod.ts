@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, lchownSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { lchownSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gitLocal } from '../helpers/client.js';
-import { RELATIVE } from '../helpers/gitalyFixture.js';
+import { protectBranches, RELATIVE } from '../helpers/gitalyFixture.js';
 
 /** Gitaly's usual port; the Service answers on it. */
 export const GITALY_PORT = 8075;
@@ -74,9 +74,6 @@ export function gitalyObjects(options: { image: string; storageDir: string; toke
 /** The Gitaly peer's pods. */
 export const GITALY_SELECTOR = 'app.kubernetes.io/name=gitaly-peer';
 
-/** GitLab's refusal of a force push, from the repository's pre-receive hook (as a protected branch answers). */
-export const FORCE_PUSH_REFUSED = 'GitLab: You are not allowed to force push code to a protected branch on this project.';
-
 /**
  * The project's repository in the Gitaly storage, made on the host: `megabytes` of random
  * blobs (so a clone lasts long enough to be in flight) and a pre-receive hook refusing
@@ -92,20 +89,7 @@ export function seedRepository(storageDir: string, scratchDir: string, megabytes
   const repo = join(storageDir, relativePath);
   mkdirSync(join(repo, '..'), { recursive: true });
   gitLocal(['clone', '-q', '--bare', work, repo]);
-  const hook = join(repo, 'hooks', 'pre-receive');
-  writeFileSync(
-    hook,
-    `#!/bin/sh
-zero=0000000000000000000000000000000000000000
-while read old new ref; do
-  if [ "$old" != "$zero" ] && [ "$new" != "$zero" ] && ! git merge-base --is-ancestor "$old" "$new"; then
-    echo "${FORCE_PUSH_REFUSED}" >&2
-    exit 1
-  fi
-done
-`,
-  );
-  chmodSync(hook, 0o755);
+  protectBranches(repo);
   chownTree(storageDir, GIT_UID);
   return gitLocal(['rev-parse', 'HEAD'], work);
 }
