@@ -73,6 +73,13 @@ function gitClient(target: Target): GitClient {
   };
 }
 
+/** One sample of a pod's /metrics (labels as written, e.g. `{reason="shutdown"}`), or undefined. */
+async function podMetric(pod: V1Pod, name: string, labels = ''): Promise<number | undefined> {
+  const body = await (await fetch(`http://${pod.status!.podIP}:9122/metrics`, { signal: AbortSignal.timeout(60_000) })).text();
+  const line = body.split('\n').find((text) => text.startsWith(`${name}${labels} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + labels.length + 1));
+}
+
 const live = (pods: V1Pod[]) => pods.filter((pod) => !pod.metadata?.deletionTimestamp);
 const nameOf = (pod: V1Pod) => pod.metadata!.name!;
 
@@ -240,6 +247,7 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
     const refs = new Map((await inGitaly(['for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads/load/'])).split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]));
     const pushes = operations.filter((operation) => operation.pushed);
     for (const { pushed } of pushes) assert.equal(refs.get(pushed!.ref), pushed!.commit, `${pushed!.ref} is in Gitaly`);
+    await inGitaly(['fsck', '--no-progress', '--no-dangling']);
   });
 
   test('the Gitaly pod deleted mid-clone: a clear ERROR, nothing hangs, and every replica clones again once Gitaly is back', { timeout: 10 * 60_000 }, async () => {
@@ -251,6 +259,10 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
     const result = await within('the clone ends', clone, 180_000);
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, GITALY_DOWN);
+    // The replica that served it holds nothing open for it.
+    for (const pod of live(await getPods(ns.name, SELECTOR))) {
+      await waitUntil(`${nameOf(pod)} has no connection in flight`, async () => (await podMetric(pod, 'gitlab_shell_sshd_in_flight_connections')) === 0, 60_000, 500);
+    }
     const [back] = await waitForReadyPods(ns.name, GITALY_SELECTOR, 1);
     assert.notEqual(nameOf(back!), nameOf(gitaly!));
     // Through each replica's own address: each had a channel to the Gitaly that went.
@@ -278,6 +290,8 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
       const stranger = await client.git(makeKey(), ['ls-remote', client.url(PROJECT)]);
       assert.notEqual(stranger.code, 0);
       assert.match(stranger.stderr, /git-sshd: your key could not be checked: the server's access backend \(GitLab's internal API\) is unreachable or failing/, `${nameOf(pod)}: ${stranger.stderr}`);
+      assert.equal(await podMetric(pod, 'git_sshd_connections_dropped_total', '{reason="backend_error"}'), 1);
+      await waitUntil(`${nameOf(pod)} has no connection in flight`, async () => (await podMetric(pod, 'gitlab_shell_sshd_in_flight_connections')) === 0, 60_000, 500);
     }
   });
 });
