@@ -213,7 +213,9 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
   });
 
   test('a rolling update (helm upgrade with a config change) under a stream of clones and pushes: none fails, every push is in Gitaly', { timeout: 15 * 60_000 }, async () => {
-    const old = live(await getPods(ns.name, SELECTOR)).map(nameOf);
+    const oldPods = live(await getPods(ns.name, SELECTOR));
+    const old = oldPods.map(nameOf);
+    const checksum = (pod: V1Pod) => pod.metadata?.annotations?.['checksum/config'];
     const stop = new AbortController();
     const stream = gitStream({ client: service, key: alice, repo: PROJECT, workers: ['clone', 'clone', 'slow-clone', 'push', 'push'], slowBytesPerSecond: 2 * MEGABYTE, stop: stop.signal });
     let operations: Operation[] = [];
@@ -244,6 +246,7 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
     for (const kind of ['clone', 'slow-clone', 'push']) assert.ok(during.some((operation) => operation.kind === kind), `${kind} operations ran during the roll-out`);
     const now = await waitForReadyPods(ns.name, SELECTOR, 3);
     assert.ok(now.every((pod) => !old.includes(nameOf(pod))), 'three new pods');
+    assert.ok(now.every((pod) => checksum(pod) !== checksum(oldPods[0]!)), 'rolled by the config checksum');
     const refs = new Map((await inGitaly(['for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads/load/'])).split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]));
     const pushes = operations.filter((operation) => operation.pushed);
     for (const { pushed } of pushes) assert.equal(refs.get(pushed!.ref), pushed!.commit, `${pushed!.ref} is in Gitaly`);
@@ -256,7 +259,9 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
     const clone = service.slowGit(alice, MEGABYTE, ['clone', '--bare', service.url(BIG_PROJECT), dest]);
     await waitUntil('the pack is arriving', () => bytesUnder(dest) > 3 * MEGABYTE, 120_000, 100);
     await kubectlOk(['-n', ns.name, 'delete', 'pod', nameOf(gitaly!), '--wait=false']);
+    const deletedAt = performance.now();
     const result = await within('the clone ends', clone, 180_000);
+    const failedAfter = (performance.now() - deletedAt) / 1000;
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, GITALY_DOWN);
     // The replica that served it holds nothing open for it.
@@ -265,6 +270,7 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
     }
     const [back] = await waitForReadyPods(ns.name, GITALY_SELECTOR, 1);
     assert.notEqual(nameOf(back!), nameOf(gitaly!));
+    console.log(`Gitaly pod deleted mid-clone: the client's clone failed ${failedAfter.toFixed(1)} s later (with the pack data already sent drained at 1 MB/s), a new Gitaly pod was Ready within ${((performance.now() - deletedAt) / 1000).toFixed(1)} s`);
     // Through each replica's own address: each had a channel to the Gitaly that went.
     for (const pod of await waitForReadyPods(ns.name, SELECTOR, 3)) {
       const client = direct(pod);
