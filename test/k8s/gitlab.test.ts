@@ -236,14 +236,19 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
     }
     const failed = operations.filter((operation) => !operation.ok);
     const during = operations.filter((operation) => operation.endedAt > upgradeStartedAt && operation.startedAt < rolledAt);
-    const longest = Math.max(...operations.map((operation) => operation.endedAt - operation.startedAt));
-    const count = (kind: string) => operations.filter((operation) => operation.kind === kind).length;
+    const seconds = (operation: Operation) => ((operation.endedAt - operation.startedAt) / 1000).toFixed(1);
+    const kinds = ['clone', 'slow-clone', 'push'] as const;
+    const summary = kinds.map((kind) => {
+      const ofKind = operations.filter((operation) => operation.kind === kind).sort((a, b) => a.endedAt - a.startedAt - (b.endedAt - b.startedAt));
+      return `${ofKind.length} ${kind}s (median ${ofKind.length ? seconds(ofKind[Math.floor(ofKind.length / 2)]!) : '-'} s, longest ${ofKind.length ? seconds(ofKind.at(-1)!) : '-'} s)`;
+    });
+    const longest = [...operations].sort((a, b) => b.endedAt - b.startedAt - (a.endedAt - a.startedAt))[0]!;
     console.log(
-      `rolling update: ${operations.length} git operations (${count('clone')} clones, ${count('slow-clone')} throttled clones, ${count('push')} pushes), ` +
-        `${during.length} overlapping the ${Math.round((rolledAt - upgradeStartedAt) / 1000)} s roll-out, ${failed.length} failed, longest ${(longest / 1000).toFixed(1)} s`,
+      `rolling update: ${operations.length} git operations: ${summary.join(', ')}; ${during.length} overlapping the ${Math.round((rolledAt - upgradeStartedAt) / 1000)} s roll-out; ` +
+        `${failed.length} failed; the longest, a ${longest.kind}, started ${((longest.startedAt - upgradeStartedAt) / 1000).toFixed(1)} s after the upgrade began`,
     );
     assert.deepEqual(failed.map((operation) => `${operation.kind}: ${operation.failure}`), []);
-    for (const kind of ['clone', 'slow-clone', 'push']) assert.ok(during.some((operation) => operation.kind === kind), `${kind} operations ran during the roll-out`);
+    for (const kind of kinds) assert.ok(during.some((operation) => operation.kind === kind), `${kind} operations ran during the roll-out`);
     const now = await waitForReadyPods(ns.name, SELECTOR, 3);
     assert.ok(now.every((pod) => !old.includes(nameOf(pod))), 'three new pods');
     assert.ok(now.every((pod) => checksum(pod) !== checksum(oldPods[0]!)), 'rolled by the config checksum');
