@@ -4,7 +4,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { gitLocal, killProcessGroups, makeKey, makeWorkTree, run, temporaryDir } from '../helpers/client.js';
 import { blobOf, FORCE_PUSH_REFUSED, RELATIVE, SECRET, TOKEN } from '../helpers/gitalyFixture.js';
 import { allowedReply, GitlabApiFixture, type Reply } from '../helpers/gitlabApi.js';
@@ -12,7 +12,7 @@ import { waitUntil, within } from '../helpers/wait.js';
 import { GITALY_PORT, GITALY_SELECTOR, gitalyObjects, REPO_IN_POD, seedRepository } from './gitalyPod.js';
 import { gitStream, type GitClient, type Operation } from './gitlabLoad.js';
 import { helmInstall, helmUpgrade } from './lib/chart.js';
-import { apply, kubectlOk, ok } from './lib/cluster.js';
+import { apply, kubectlJson, kubectlOk, ok } from './lib/cluster.js';
 import { testNamespace } from './lib/namespace.js';
 import { clusterIP, exec, getPods, isReady, podLogs, waitForReadyPods } from './lib/pods.js';
 import { clusterGit, clusterSshArgs, clusterUrl, type Target } from './lib/sshClient.js';
@@ -140,6 +140,11 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
       backend: { type: 'gitlab', gitlab: { url: api.url, gitTransport: 'gitaly', secretRef: { name: 'gitlab-shell-secret', key: 'secret' } } },
       // Long enough that the API-down test's key, looked up a moment before, is still known.
       config: { gitlab: { key_cache_ttl: '10m' } },
+      // A draining pod lets what is in flight finish for up to 165 s (180 - preStop 10 - margin 5):
+      // an 8 MB clone takes a second on an idle machine but over 100 s on a loaded CI one,
+      // and one cut at the end of the grace period would count as failed. Operators size
+      // the grace to their longest clone in the same way.
+      deployment: { terminationGracePeriodSeconds: 180 },
     };
     const installed = await helmInstall(ns.name, RELEASE, { values });
     assert.equal(installed.code, 0, installed.stderr);
@@ -247,10 +252,15 @@ describe('backend gitlab on a real cluster: 3 git-sshd replicas through their Se
       `rolling update: ${operations.length} git operations: ${summary.join(', ')}; ${during.length} overlapping the ${Math.round((rolledAt - upgradeStartedAt) / 1000)} s roll-out; ` +
         `${failed.length} failed; the longest, a ${longest.kind}, started ${((longest.startedAt - upgradeStartedAt) / 1000).toFixed(1)} s after the upgrade began`,
     );
+    // What the kubelet did to the pods meanwhile (probe failures, kills, back-offs), said before any verdict.
+    const events = await kubectlJson<{ items: CoreV1Event[] }>(['-n', ns.name, 'get', 'events']);
+    const trouble = events.items.filter((event) => event.type === 'Warning' || event.reason === 'Killing');
+    for (const event of trouble) console.log(`event: ${event.lastTimestamp ?? event.eventTime} ${event.involvedObject.name} ${event.reason} x${event.count ?? 1}: ${event.message}`);
     assert.deepEqual(failed.map((operation) => `${operation.kind}: ${operation.failure}`), []);
     for (const kind of kinds) assert.ok(during.some((operation) => operation.kind === kind), `${kind} operations ran during the roll-out`);
     const now = await waitForReadyPods(ns.name, SELECTOR, 3);
     assert.ok(now.every((pod) => !old.includes(nameOf(pod))), 'three new pods');
+    assert.deepEqual(now.map((pod) => pod.status?.containerStatuses?.[0]?.restartCount), [0, 0, 0], 'no new pod was restarted by its probes');
     assert.ok(now.every((pod) => checksum(pod) !== checksum(oldPods[0]!)), 'rolled by the config checksum');
     const refs = new Map((await inGitaly(['for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads/load/'])).split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]));
     const pushes = operations.filter((operation) => operation.pushed);
