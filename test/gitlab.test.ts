@@ -147,12 +147,12 @@ describe('backend gitlab with git on a local volume (git_transport: local), agai
     assert.equal(api.to('/allowed').length, 2);
   });
 
-  test('an API that keeps failing is a system error: a short message with the correlation id, counted, exit status 1', async () => {
+  test('an API that keeps failing is a system error: gitlab-shell\'s short message with the correlation id, counted, exit status 1', async () => {
     api.handlers['/api/v4/internal/allowed'] = () => ({ status: 500, body: { message: 'secret stack trace' } });
     const before = (await server.metric('gitlab_shell_http_requests_total', '{code="500",method="POST"}')) ?? 0;
     const result = await ssh(alice, server.port, ['git-upload-pack', 'group/project.git']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /remote: ERROR: internal server error \(correlation id [0-9a-f-]{36}\)/);
+    assert.match(result.stderr, /remote: ERROR: Internal API unreachable \(correlation id [0-9a-f-]{36}\)/);
     assert.doesNotMatch(result.stderr, /secret stack trace/);
     assert.equal(api.to('/allowed').length, 3, 'three attempts');
     assert.equal(await server.metric('gitlab_shell_http_requests_total', '{code="500",method="POST"}'), before + 3);
@@ -258,7 +258,7 @@ describe('backend gitlab with git on a local volume (git_transport: local), agai
 });
 
 describe('backend gitlab when the API is down', () => {
-  test('a client is refused within the login deadline, and the log names the API', async () => {
+  test('a client is told its key could not be checked (not "Permission denied"), within the login deadline, and the log names the API', async () => {
     const key = makeKey();
     const server = await TestServer.start({
       config: { backend: 'gitlab', gitlab_url: 'http://127.0.0.1:9', secret: SECRET, sshd: { login_grace_time: '20s' } },
@@ -266,11 +266,32 @@ describe('backend gitlab when the API is down', () => {
     try {
       const result = await ssh(key, server.port, ['git-upload-pack', 'group/project.git']);
       assert.equal(result.code, 255);
-      assert.match(result.stderr, /Permission denied/);
+      assert.match(result.stderr, /Received disconnect from 127\.0\.0\.1 port \d+:\d+: git-sshd: your key could not be checked: the server's access backend \(GitLab's internal API\) is unreachable or failing; please try again later or contact your administrator \(correlation id [0-9a-f-]{36}\)/);
+      assert.doesNotMatch(result.stderr, /Permission denied/);
       const failure = await server.waitForLog((line) => line.level === 'warn' && line.msg === 'internal API request failed; retrying');
       assert.equal(failure.path, '/authorized_keys');
+      assert.equal(await server.metric('git_sshd_connections_dropped_total', '{reason="backend_error"}'), 1);
     } finally {
       await server.dispose();
+    }
+  });
+
+  test('a key looked up before GitLab went down gets gitlab-shell\'s "Internal API unreachable" with the correlation id', async () => {
+    const api = new GitlabApiFixture(SECRET);
+    await api.start();
+    const key = makeKey();
+    api.users.set(blobOf(key), { keyId: 1, userId: 1, username: 'alice' });
+    api.handlers['/api/v4/internal/allowed'] = () => allowedReply({ relativePath: RELATIVE, projectPath: 'group/project', userId: 1, username: 'alice' });
+    const server = await TestServer.start({ config: { backend: 'gitlab', gitlab_url: api.url, secret: SECRET, gitlab: { key_cache_ttl: '10m' } } });
+    try {
+      assert.equal((await ssh(key, server.port)).code, 0, 'the key is known, and now cached');
+      await api.stop();
+      const result = await ssh(key, server.port, ['git-upload-pack', 'group/project.git']);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /remote: ERROR: Internal API unreachable \(correlation id [0-9a-f-]{36}\)/);
+    } finally {
+      await server.dispose();
+      await api.stop();
     }
   });
 
@@ -283,6 +304,7 @@ describe('backend gitlab when the API is down', () => {
     try {
       const result = await ssh(key, server.port);
       assert.equal(result.code, 255);
+      assert.match(result.stderr, /git-sshd: your key could not be checked/);
       const failure = await server.waitForLog((line) => line.level === 'error' && line.msg === 'key lookup failed');
       assert.match(JSON.stringify(failure.err), /401|Unauthorized/);
       assert.match(api.requests[0]!.jwtError ?? '', /signature/);

@@ -13,7 +13,7 @@ export type RejectReason =
   | 'proxy_header_not_allowed';
 /** What the PROXY header step decided for an admitted connection (or `closed`: the peer left first). */
 export type ProxyHeaderResult = 'v1' | 'v2' | 'local' | 'ignored' | 'absent' | 'closed';
-export type DropReason = 'login_grace_time' | 'banner_timeout' | 'evicted' | 'keepalive_timeout' | 'max_auth_tries' | 'protocol_violation' | 'shutdown';
+export type DropReason = 'login_grace_time' | 'banner_timeout' | 'evicted' | 'keepalive_timeout' | 'max_auth_tries' | 'protocol_violation' | 'shutdown' | 'backend_error';
 export type AlgorithmKind = 'kex' | 'host_key' | 'cipher' | 'mac';
 
 /** Live figures that are cheaper to read when scraped than to keep up to date. */

@@ -88,7 +88,8 @@ export class PublicKeyAuth {
       // A lookup cut short because the client left is nobody's failure.
       if (this.options.context.signal.aborted) this.options.log.debug({ err }, 'key lookup abandoned');
       else this.options.log.error({ err }, 'key lookup failed');
-      pk.reject(['publickey']);
+      // Left unanswered: the connection ends with a disconnect message that says why. A
+      // "failure" here would reach the user as "Permission denied" for a key that is fine.
       return 'backend_error';
     }
     if (!identity) {

@@ -39,6 +39,12 @@ const SHUTDOWN_NOTICE = 'git-sshd: the server is shutting down and closed this s
  * ("Received disconnect from HOST port N:11: ...") as soon as it arrives.
  */
 const SHUTDOWN_DISCONNECT = 'git-sshd: the server is shutting down; please retry';
+/**
+ * A key the backend could not look up (GitLab's API down, or refusing our secret): the
+ * connection ends with this rather than "Permission denied", which would have the user
+ * doubt a key that is fine. OpenSSH prints a disconnect message even at LogLevel ERROR.
+ */
+const BACKEND_DISCONNECT = 'git-sshd: your key could not be checked: the server\'s access backend (GitLab\'s internal API) is unreachable or failing; please try again later or contact your administrator';
 
 export interface ConnectionOptions {
   readonly client: Ssh2Connection;
@@ -165,10 +171,13 @@ export class Connection {
           this.lastAuthOutcome = outcome;
           metrics.authAttempts.inc({ method: authMethodLabel(ctx.method), outcome });
           log.debug({ method: ctx.method, outcome }, 'authentication attempt');
-          if (outcome === 'backend_error') this.serverError = true;
+          if (outcome === 'backend_error') {
+            this.serverError = true;
+            this.drop('backend_error', 'key lookup failed', CLOSE_TIMEOUT_MS, `${BACKEND_DISCONNECT} (correlation id ${options.correlationId})`);
+            return;
+          }
           // Clients open with method "none" to learn the methods; that is not a failure.
-          // Nor is our own failure to look a key up (a system error, not the user's).
-          const failed = outcome !== 'accepted' && outcome !== 'key_acceptable' && outcome !== 'backend_error';
+          const failed = outcome !== 'accepted' && outcome !== 'key_acceptable';
           if (failed && ctx.method !== 'none') {
             this.authFailures += 1;
             if (this.authFailures >= options.maxAuthTries) this.drop('max_auth_tries', 'too many authentication failures');

@@ -21,11 +21,20 @@ export function makeGitalyRepository(storage: string, hookLog: string): string {
   mkdirSync(join(repo, '..'), { recursive: true });
   gitLocal(['clone', '-q', '--bare', makeWorkTree({ 'README.md': 'hello from gitaly\n', 'a.txt': 'a\n' }), repo]);
   gitLocal(['config', 'uploadpack.allowFilter', 'true'], repo);
+  protectBranches(repo, hookLog);
+  return repo;
+}
+
+/**
+ * A pre-receive hook that refuses force pushes as GitLab's protected branches do, and
+ * records the GL_* environment it ran with in `hookLog` when there is one.
+ */
+export function protectBranches(repo: string, hookLog?: string): void {
   const hook = join(repo, 'hooks', 'pre-receive');
   writeFileSync(
     hook,
     `#!/bin/sh
-env | grep -E '^GL_' | sort > ${hookLog}
+${hookLog ? `env | grep -E '^GL_' | sort > ${hookLog}` : ''}
 zero=0000000000000000000000000000000000000000
 while read old new ref; do
   if [ "$old" != "$zero" ] && [ "$new" != "$zero" ] && ! git merge-base --is-ancestor "$old" "$new"; then
@@ -36,7 +45,6 @@ done
 `,
   );
   chmodSync(hook, 0o755);
-  return repo;
 }
 
 export function gitalyAllowed(address: string, token: string, extra: { features?: Record<string, string>; gitConfigOptions?: string[] } = {}): Reply {

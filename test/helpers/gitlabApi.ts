@@ -36,6 +36,8 @@ export class GitlabApiFixture {
   readonly queued = new Map<string, Reply[]>();
   handlers: Record<string, (req: RecordedRequest) => Reply> = {};
   port = 0;
+  /** The address it listens on: loopback, or (Kubernetes suite) the pod bridge's gateway. */
+  host = '127.0.0.1';
   private server: Server | undefined;
 
   constructor(readonly secret: string) {
@@ -64,17 +66,18 @@ export class GitlabApiFixture {
     };
   }
 
-  async start(): Promise<void> {
+  async start(options: { host?: string } = {}): Promise<void> {
     const app = express();
     app.use(express.json());
     app.use((req, res) => void this.handle(req, res));
-    this.server = app.listen(0, '127.0.0.1');
+    this.host = options.host ?? '127.0.0.1';
+    this.server = app.listen(0, this.host);
     await once(this.server, 'listening');
     this.port = (this.server.address() as AddressInfo).port;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   /** Requests to one endpoint (path without the /api/v4/internal prefix). */

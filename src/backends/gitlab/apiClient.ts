@@ -11,12 +11,18 @@ import type { Metrics } from '../../monitoring/metrics.js';
 export const ERR_API_POLICY = 'ERR_API_POLICY';
 export const ERR_API_SYSTEM = 'ERR_API_SYSTEM';
 
+/** What users read when GitLab cannot be reached or keeps failing (gitlab-shell's words). */
+export const API_UNREACHABLE = 'Internal API unreachable';
+
 /** An internal API failure. `policy`: GitLab said no (its message is the user's); `system`: ours. */
 export class ApiError extends GitSshdError {
   readonly status: number;
 
   constructor(status: number, message: string, errorClass: 'policy' | 'system', cause?: unknown) {
-    super(errorClass === 'policy' ? ERR_API_POLICY : ERR_API_SYSTEM, message, { errorClass, cause });
+    // GitLab down (no answer, or 5xx after the retries) is worth telling the user as such:
+    // it is not their fault and retrying later helps. Other system errors stay generic.
+    const unreachable = errorClass === 'system' && (status === 0 || status >= 500);
+    super(errorClass === 'policy' ? ERR_API_POLICY : ERR_API_SYSTEM, message, { errorClass, cause, ...(unreachable ? { userMessage: API_UNREACHABLE } : {}) });
     this.name = 'ApiError';
     this.status = status;
   }
@@ -117,7 +123,7 @@ export class GitlabApiClient {
       try {
         response = await this.once(method, path, options);
       } catch (err) {
-        if (options.signal.aborted || attempt >= attempts) throw new ApiError(0, 'Internal API unreachable', 'system', err);
+        if (options.signal.aborted || attempt >= attempts) throw new ApiError(0, API_UNREACHABLE, 'system', err);
         this.options.log.warn({ err, path, attempt }, 'internal API request failed; retrying');
         await sleep(backoff, options.signal);
         backoff *= 2;
@@ -145,7 +151,7 @@ export class GitlabApiClient {
       // 400 means we sent something GitLab cannot read: that is our failure, not the user's.
       const errorClass = status === 400 || status >= 500 ? 'system' : 'policy';
       if (errorClass === 'system') this.options.log.error({ path, status, message }, 'internal API error');
-      throw new ApiError(status, status >= 500 ? 'Internal API unreachable' : message, errorClass);
+      throw new ApiError(status, status >= 500 ? API_UNREACHABLE : message, errorClass);
     }
     try {
       return JSON.parse(response.body) as T;
