@@ -8,6 +8,8 @@ interface Stat {
   readonly ppid: number;
   /** utime + stime of the process itself, in ticks. */
   readonly own: number;
+  /** stime alone, in ticks. */
+  readonly system: number;
   /** cutime + cstime: children it has waited for (exited ones). */
   readonly reaped: number;
 }
@@ -22,7 +24,7 @@ function stat(pid: number): Stat | undefined {
   // The command name may contain spaces and parentheses: fields start after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const n = (i: number): number => Number(fields[i - 3]);
-  return { pid, ppid: n(4), own: n(14) + n(15), reaped: n(16) + n(17) };
+  return { pid, ppid: n(4), own: n(14) + n(15), system: n(15), reaped: n(16) + n(17) };
 }
 
 /** The process and all its live descendants. */
@@ -112,6 +114,14 @@ export class CpuAccount {
     return Number(readFileSync(`${this.dir}/cpuacct.usage`, 'utf8')) / 1e9;
   }
 
+  /** User and system CPU seconds of the group (cgroup cpuacct.stat), or undefined without a cgroup. */
+  split(): { user: number; system: number } | undefined {
+    if (!this.dir) return undefined;
+    const text = readFileSync(`${this.dir}/cpuacct.stat`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0) / TICKS;
+    return { user: field('user'), system: field('system') };
+  }
+
   /** Removes the group once the server has exited (its processes gone). */
   close(): void {
     if (!this.dir) return;
@@ -124,6 +134,11 @@ export class CpuAccount {
       }
     }
   }
+}
+
+/** System CPU seconds of one live process alone: the kernel's share of ownCpuSeconds. */
+export function ownSystemSeconds(pid: number): number {
+  return (stat(pid)?.system ?? 0) / TICKS;
 }
 
 /** CPU seconds (user + system) of one live process alone: not its children. */
