@@ -158,12 +158,12 @@ async function transfer(servers: RunningServer[], key: string, source: string): 
     for (const server of servers) {
       const mine = samples.get(server.name)!;
       const isOurs = server === ours;
-      peaks.set(server.name, [...(peaks.get(server.name) ?? []), ...mine.map((s) => s.peakRssKiB)]);
+      peaks.set(server.name, [...(peaks.get(server.name) ?? []), ...mine.map((s) => s.peakSshRssKiB)]);
       rows.push([
         cipher, server.name, median(mine.map((s) => s.wall)).toFixed(0), ((MB / median(mine.map((s) => s.wall))) * 1000).toFixed(1),
         isOurs ? `${median(wallRatios).toFixed(2)} (${spread(wallRatios)})` : '1.00',
         median(mine.map((s) => s.cpu)).toFixed(2), isOurs ? `${median(cpuRatios).toFixed(2)} (${spread(cpuRatios)})` : '1.00',
-        isOurs ? median(mine.map((s) => s.own)).toFixed(2) : '', (median(mine.map((s) => s.peakRssKiB)) / 1024).toFixed(1),
+        isOurs ? median(mine.map((s) => s.own)).toFixed(2) : '', (median(mine.map((s) => s.peakSshRssKiB)) / 1024).toFixed(1), (median(mine.map((s) => s.peakRssKiB)) / 1024).toFixed(1),
       ]);
     }
     verdicts.push([`clone, ${cipher}: server CPU <= OpenSSH's`, `${median(cpuRatios).toFixed(2)}x (per-round p10–p90 ${spread(cpuRatios)})`, median(cpuRatios) <= 1]);
@@ -187,7 +187,7 @@ async function transfer(servers: RunningServer[], key: string, source: string): 
     return [
       server.name, median(mine.map((s) => s.wall)).toFixed(0), isOurs ? `${median(pushWall).toFixed(2)} (${spread(pushWall)})` : '1.00',
       median(mine.map((s) => s.cpu)).toFixed(2), isOurs ? `${median(pushCpu).toFixed(2)} (${spread(pushCpu)})` : '1.00',
-      isOurs ? median(mine.map((s) => s.own)).toFixed(2) : '', (median(mine.map((s) => s.peakRssKiB)) / 1024).toFixed(1),
+      isOurs ? median(mine.map((s) => s.own)).toFixed(2) : '', (median(mine.map((s) => s.peakSshRssKiB)) / 1024).toFixed(1), (median(mine.map((s) => s.peakRssKiB)) / 1024).toFixed(1),
     ];
   });
   verdicts.push(['push: server CPU <= OpenSSH\'s', `${median(pushCpu).toFixed(2)}x (per-round p10–p90 ${spread(pushCpu)})`, median(pushCpu) <= 1]);
@@ -196,11 +196,11 @@ async function transfer(servers: RunningServer[], key: string, source: string): 
 
   section(
     `2. Clone and push of a ${MB} MB repository`,
-    `\`git clone --bare\` with each cipher (curve25519 on both servers), ${CLONE_RUNS} rounds, the servers alternating within each round and the ratio to OpenSSH taken per round (median, p10–p90 in brackets); \`git clone --no-local file://\` each round as the floor: **${floor.toFixed(0)} ms** (${((MB / floor) * 1000).toFixed(1)} MB/s). The repository is generated deterministically (AES-CTR keystream from a fixed seed: incompressible). Server CPU is the server's whole cgroup, git included; "node alone" is git-sshd's own process (the SSH layer). Peak memory is the server's process tree (RSS), sampled every 100 ms, above its level before the clone.\n\n` +
-      table(['cipher', 'server', 'clone ms', 'MB/s', 'wall / OpenSSH', 'server CPU s per clone', 'CPU / OpenSSH', 'node alone s', 'peak memory above idle MiB'], rows) +
+    `\`git clone --bare\` with each cipher (curve25519 on both servers), ${CLONE_RUNS} rounds, the servers alternating within each round and the ratio to OpenSSH taken per round (median, p10–p90 in brackets); \`git clone --no-local file://\` each round as the floor: **${floor.toFixed(0)} ms** (${((MB / floor) * 1000).toFixed(1)} MB/s). The repository is generated deterministically (AES-CTR keystream from a fixed seed: incompressible). Server CPU is the server's whole cgroup, git included; "node alone" is git-sshd's own process (the SSH layer). Peak memory is the server's resident memory (RSS) sampled every 100 ms, above its level before the clone: the SSH layer's (the tree without git's processes: git-sshd's node process; OpenSSH's sshd processes) and the whole tree's (git's pack-objects maps the pack on both servers, so that figure grows with the repository).\n\n` +
+      table(['cipher', 'server', 'clone ms', 'MB/s', 'wall / OpenSSH', 'server CPU s per clone', 'CPU / OpenSSH', 'node alone s', 'peak memory above idle, SSH layer, MiB', 'with git, MiB'], rows) +
       `\n\nx floor (clone wall / file://): git-sshd ${rows.filter((row) => row[1] === ours.name).map((row) => `${(Number(row[2]) / floor).toFixed(2)} (${row[0]})`).join(', ')}; OpenSSH ${rows.filter((row) => row[1] === theirs.name).map((row) => `${(Number(row[2]) / floor).toFixed(2)} (${row[0]})`).join(', ')}.\n\n` +
       `Push of the same history into a new repository (chacha20-poly1305), ${CLONE_RUNS} rounds alternating:\n\n` +
-      table(['server', 'push ms', 'wall / OpenSSH', 'server CPU s per push', 'CPU / OpenSSH', 'node alone s', 'peak memory above idle MiB'], pushRows),
+      table(['server', 'push ms', 'wall / OpenSSH', 'server CPU s per push', 'CPU / OpenSSH', 'node alone s', 'peak memory above idle, SSH layer, MiB', 'with git, MiB'], pushRows),
   );
 }
 
@@ -211,14 +211,14 @@ async function parallel(servers: RunningServer[], key: string): Promise<void> {
     const singles: TransferSample[] = [];
     for (let run = 0; run < 3; run += 1) singles.push(await cloneFrom(server, key, SMALL_REPO, join(work, 'single')));
     const single = singles.map((sample) => sample.cpu);
-    const smallPeakMiB = median(singles.map((sample) => sample.peakRssKiB)) / 1024;
+    const smallPeakMiB = median(singles.map((sample) => sample.peakSshRssKiB)) / 1024;
     const result = await parallelClones(server, key, SMALL_REPO, work, PARALLEL_CLONES);
     const perClone = result.cpu / PARALLEL_CLONES;
-    rows.push([server.name, median(single).toFixed(3), perClone.toFixed(3), (perClone / median(single)).toFixed(2), (result.wall / 1000).toFixed(1), ((result.peakRssKiB / 1024) / PARALLEL_CLONES).toFixed(1), `${PARALLEL_CLONES - result.failed}/${PARALLEL_CLONES}`, smallPeakMiB.toFixed(1)]);
+    rows.push([server.name, median(single).toFixed(3), perClone.toFixed(3), (perClone / median(single)).toFixed(2), (result.wall / 1000).toFixed(1), ((result.peakSshRssKiB / 1024) / PARALLEL_CLONES).toFixed(2), ((result.peakRssKiB / 1024) / PARALLEL_CLONES).toFixed(1), `${PARALLEL_CLONES - result.failed}/${PARALLEL_CLONES}`, smallPeakMiB.toFixed(1)]);
     if (server === servers[0]) {
       verdicts.push([
         `memory per clone flat: git-sshd's peak above idle for a ${MB} MB clone within 16 MiB of a ${PARALLEL_MB} MB clone's`,
-        `${bigClonePeakMiB.toFixed(1)} vs ${smallPeakMiB.toFixed(1)} MiB (server tree, git included)`,
+        `${bigClonePeakMiB.toFixed(1)} vs ${smallPeakMiB.toFixed(1)} MiB (SSH layer: git's processes left out)`,
         bigClonePeakMiB <= smallPeakMiB + 16,
       ]);
       verdicts.push([`${PARALLEL_CLONES} parallel clones: per-clone CPU within 1.2x of one clone's, every one served`, `${(perClone / median(single)).toFixed(2)}x, ${PARALLEL_CLONES - result.failed}/${PARALLEL_CLONES}`, perClone <= 1.2 * median(single) && result.failed === 0]);
@@ -226,8 +226,8 @@ async function parallel(servers: RunningServer[], key: string): Promise<void> {
   }
   section(
     `2b. ${PARALLEL_CLONES} parallel clones of a ${PARALLEL_MB} MB repository`,
-    `Three single clones, then ${PARALLEL_CLONES} \`git clone --bare\` at once (the OpenSSH 9.2 client's defaults), per server; server CPU per clone is the cgroup's total divided by the clones; peak memory is the tree's RSS above idle, sampled every 200 ms, per clone.\n\n` +
-      table(['server', 'CPU s per clone (one at a time)', `CPU s per clone (${PARALLEL_CLONES} at once)`, 'ratio', 'wall s for all', 'peak memory MiB per clone', 'served', 'peak memory above idle, one clone, MiB'], rows),
+    `Three single clones, then ${PARALLEL_CLONES} \`git clone --bare\` at once (the OpenSSH 9.2 client's defaults), per server; server CPU per clone is the cgroup's total divided by the clones; peak memory is RSS above idle, sampled every 200 ms, divided by the clones, for the SSH layer (git's processes left out) and the whole tree.\n\n` +
+      table(['server', 'CPU s per clone (one at a time)', `CPU s per clone (${PARALLEL_CLONES} at once)`, 'ratio', 'wall s for all', 'peak memory per clone, SSH layer, MiB', 'with git, MiB', 'served', 'peak memory above idle, one clone, SSH layer, MiB'], rows),
   );
 }
 

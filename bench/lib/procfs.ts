@@ -65,15 +65,19 @@ export function treePssKiB(root: number): number {
   return sumOver(root, 'smaps_rollup', 'Pss:');
 }
 
-/** Resident memory of the whole tree, KiB (shared pages counted in every process). */
-export function treeRssKiB(root: number): number {
-  return sumOver(root, 'status', 'VmRSS:');
+/**
+ * Resident memory of the whole tree, KiB (shared pages counted in every process); with
+ * `skip`, leaving out the processes whose name matches it (e.g. git's, to see the SSH layer's).
+ */
+export function treeRssKiB(root: number, skip?: RegExp): number {
+  return sumOver(root, 'status', 'VmRSS:', skip);
 }
 
-function sumOver(root: number, file: string, field: string): number {
+function sumOver(root: number, file: string, field: string, skip?: RegExp): number {
   let total = 0;
   for (const pid of processTree(root)) {
     try {
+      if (skip && skip.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) continue;
       const line = readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\n').find((text) => text.startsWith(field));
       total += Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0);
     } catch {

@@ -13,12 +13,19 @@ export interface TransferSample {
   readonly own: number;
   /** Highest resident memory of the server's process tree during the run, above what it was before, KiB. */
   readonly peakRssKiB: number;
+  /** The same without git's processes (which map the pack on both servers): the SSH layer's own, KiB. */
+  readonly peakSshRssKiB: number;
 }
+
+/** git's processes: git, git-upload-pack, git-pack-objects, ... */
+const GIT = /^git/;
 
 /** Runs `git args` with the server's SSH command while sampling the server's memory; its server-side costs. */
 export async function measured(server: RunningServer, key: string, args: string[], sshExtra: string[] = []): Promise<TransferSample> {
   const rssBefore = treeRssKiB(server.pid);
+  const sshBefore = treeRssKiB(server.pid, GIT);
   let peak = rssBefore;
+  let sshPeak = sshBefore;
   const cpuBefore = server.cpuSeconds();
   const ownBefore = server.name === 'OpenSSH' ? 0 : ownCpuSeconds(server.pid);
   const started = performance.now();
@@ -28,7 +35,10 @@ export async function measured(server: RunningServer, key: string, args: string[
   });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const sampler = setInterval(() => (peak = Math.max(peak, treeRssKiB(server.pid))), 100);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, treeRssKiB(server.pid));
+    sshPeak = Math.max(sshPeak, treeRssKiB(server.pid, GIT));
+  }, 100);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(sampler);
   const wall = performance.now() - started;
@@ -40,6 +50,7 @@ export async function measured(server: RunningServer, key: string, args: string[
     cpu: server.cpuSeconds() - cpuBefore,
     own: server.name === 'OpenSSH' ? 0 : ownCpuSeconds(server.pid) - ownBefore,
     peakRssKiB: peak - rssBefore,
+    peakSshRssKiB: sshPeak - sshBefore,
   };
 }
 
@@ -63,16 +74,22 @@ export interface ParallelResult {
   readonly wall: number;
   readonly cpu: number;
   readonly peakRssKiB: number;
+  readonly peakSshRssKiB: number;
   readonly failed: number;
 }
 
 /** `count` bare clones of `repo` at once; the server's CPU over all of them and its peak memory. */
 export async function parallelClones(server: RunningServer, key: string, repo: string, work: string, count: number): Promise<ParallelResult> {
   const rssBefore = treeRssKiB(server.pid);
+  const sshBefore = treeRssKiB(server.pid, GIT);
   let peak = rssBefore;
+  let sshPeak = sshBefore;
   const cpuBefore = server.cpuSeconds();
   const started = performance.now();
-  const sampler = setInterval(() => (peak = Math.max(peak, treeRssKiB(server.pid))), 200);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, treeRssKiB(server.pid));
+    sshPeak = Math.max(sshPeak, treeRssKiB(server.pid, GIT));
+  }, 200);
   const targets = Array.from({ length: count }, (_, i) => join(work, `parallel-${i}`));
   const codes = await Promise.all(
     targets.map(async (target) => {
@@ -89,5 +106,5 @@ export async function parallelClones(server: RunningServer, key: string, repo: s
   const wall = performance.now() - started;
   await new Promise((done) => setTimeout(done, 500));
   for (const target of targets) rmSync(target, { recursive: true, force: true });
-  return { wall, cpu: server.cpuSeconds() - cpuBefore, peakRssKiB: peak - rssBefore, failed: codes.filter((code) => code !== 0).length };
+  return { wall, cpu: server.cpuSeconds() - cpuBefore, peakRssKiB: peak - rssBefore, peakSshRssKiB: sshPeak - sshBefore, failed: codes.filter((code) => code !== 0).length };
 }
