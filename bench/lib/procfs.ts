@@ -8,6 +8,8 @@ interface Stat {
   readonly ppid: number;
   /** utime + stime of the process itself, in ticks. */
   readonly own: number;
+  /** stime alone, in ticks. */
+  readonly system: number;
   /** cutime + cstime: children it has waited for (exited ones). */
   readonly reaped: number;
 }
@@ -22,7 +24,7 @@ function stat(pid: number): Stat | undefined {
   // The command name may contain spaces and parentheses: fields start after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const n = (i: number): number => Number(fields[i - 3]);
-  return { pid, ppid: n(4), own: n(14) + n(15), reaped: n(16) + n(17) };
+  return { pid, ppid: n(4), own: n(14) + n(15), system: n(15), reaped: n(16) + n(17) };
 }
 
 /** The process and all its live descendants. */
@@ -63,15 +65,19 @@ export function treePssKiB(root: number): number {
   return sumOver(root, 'smaps_rollup', 'Pss:');
 }
 
-/** Resident memory of the whole tree, KiB (shared pages counted in every process). */
-export function treeRssKiB(root: number): number {
-  return sumOver(root, 'status', 'VmRSS:');
+/**
+ * Resident memory of the whole tree, KiB (shared pages counted in every process); with
+ * `skip`, leaving out the processes whose name matches it (e.g. git's, to see the SSH layer's).
+ */
+export function treeRssKiB(root: number, skip?: RegExp): number {
+  return sumOver(root, 'status', 'VmRSS:', skip);
 }
 
-function sumOver(root: number, file: string, field: string): number {
+function sumOver(root: number, file: string, field: string, skip?: RegExp): number {
   let total = 0;
   for (const pid of processTree(root)) {
     try {
+      if (skip && skip.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) continue;
       const line = readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\n').find((text) => text.startsWith(field));
       total += Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0);
     } catch {
@@ -112,6 +118,14 @@ export class CpuAccount {
     return Number(readFileSync(`${this.dir}/cpuacct.usage`, 'utf8')) / 1e9;
   }
 
+  /** User and system CPU seconds of the group (cgroup cpuacct.stat), or undefined without a cgroup. */
+  split(): { user: number; system: number } | undefined {
+    if (!this.dir) return undefined;
+    const text = readFileSync(`${this.dir}/cpuacct.stat`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0) / TICKS;
+    return { user: field('user'), system: field('system') };
+  }
+
   /** Removes the group once the server has exited (its processes gone). */
   close(): void {
     if (!this.dir) return;
@@ -124,6 +138,11 @@ export class CpuAccount {
       }
     }
   }
+}
+
+/** System CPU seconds of one live process alone: the kernel's share of ownCpuSeconds. */
+export function ownSystemSeconds(pid: number): number {
+  return (stat(pid)?.system ?? 0) / TICKS;
 }
 
 /** CPU seconds (user + system) of one live process alone: not its children. */

@@ -18,6 +18,8 @@ export interface RunningServer {
   readonly user: string;
   /** CPU seconds the server's processes have used so far, exited ones included. */
   cpuSeconds(): number;
+  /** The kernel's share of cpuSeconds (system time), where the cgroup can tell it. */
+  systemSeconds(): number | undefined;
   /** How cpuSeconds is measured. */
   readonly cpuSource: string;
   stop(): Promise<void>;
@@ -84,6 +86,7 @@ export async function startGitSshd(work: string, publicKey: string, reposDir: st
     url: (repo) => `ssh://git@127.0.0.1:${port}/${repo}`,
     repoArg: (repo) => repo,
     cpuSeconds: () => account.seconds(),
+    systemSeconds: () => account.split()?.system,
     cpuSource: account.source,
     stop: stopper(child, account),
   };
@@ -146,6 +149,7 @@ export async function startOpenSsh(work: string, publicKey: string, reposDir: st
     url: (repo) => `ssh://${OPENSSH_USER}@127.0.0.1:${port}${join(reposDir, repo)}`,
     repoArg: (repo) => join(reposDir, repo),
     cpuSeconds: () => account.seconds(),
+    systemSeconds: () => account.split()?.system,
     cpuSource: account.source,
     stop: stopper(child, account),
   };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { forward } from './forward.js';
 
@@ -62,5 +62,32 @@ describe('forward', () => {
       },
     });
     await assert.rejects(forward(from, slowSink(0).send, new AbortController().signal), /source broke/);
+  });
+
+  test('sends a side-band header with the data written right after it, as one chunk', async () => {
+    const from = new PassThrough();
+    const sent: Buffer[] = [];
+    const forwarding = forward(from, async (chunk) => void sent.push(chunk), new AbortController().signal);
+    // git writes a packet's 5-byte header and its data with two system calls
+    from.write(Buffer.from('ffff\x01'));
+    setImmediate(() => {
+      from.write(Buffer.alloc(65531, 7));
+      from.end();
+    });
+    await forwarding;
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!.length, 65536);
+    assert.equal(sent[0]!.subarray(0, 5).toString('latin1'), 'ffff\x01');
+  });
+
+  test('sends a small chunk on its own, without waiting for more, when nothing follows it', async () => {
+    const from = new PassThrough();
+    let first: (chunk: Buffer) => void = () => undefined;
+    const firstSent = new Promise<Buffer>((resolve) => (first = resolve));
+    const forwarding = forward(from, async (chunk) => first(chunk), new AbortController().signal);
+    from.write(Buffer.from('0008NAK\n'));
+    assert.equal((await firstSent).toString(), '0008NAK\n');
+    from.end();
+    await forwarding;
   });
 });
