@@ -36,11 +36,12 @@ describe('git over SSH with the stock OpenSSH client', () => {
   for (const version of ['0', '2']) {
     test(`a clone with protocol version ${version} gets the pushed history and checks out the branch`, async () => {
       const target = join(scratch, `clone-v${version}`);
+      const mark = server.mark();
       const cloned = await git(admin, server.port, ['-c', `protocol.version=${version}`, 'clone', url(server.port, 'team/app'), target]);
       assert.equal(cloned.code, 0, cloned.stderr);
       assert.equal(gitLocal(['rev-parse', 'HEAD'], target), gitLocal(['rev-parse', 'HEAD'], work));
       assert.doesNotMatch(cloned.stderr, /warning/i);
-      const summary = server.summaries().at(-1);
+      const summary = await server.waitForSummarySince(mark);
       assert.equal(summary?.user, 'alice');
       assert.deepEqual(
         (summary?.sessions as Array<Record<string, unknown>>).map((session) => [session.command, session.repo, session.exit_status]),

@@ -55,7 +55,7 @@ describe('backend gitlab with git in Gitaly: a 100 MB repository', () => {
     assert.equal(refs(join(storage, RELATIVE)), refs(work));
     gitLocal(['fsck', '--full', '--strict'], clone);
     gitLocal(['fsck', '--full', '--strict'], join(storage, RELATIVE));
-    const summary = server.summaries().find((line) => (line.sessions as Array<{ command: string }>)[0]?.command === 'git-upload-pack');
+    const summary = await server.waitForSummarySince(0, (line) => (line.sessions as Array<{ command: string }>)[0]?.command === 'git-upload-pack');
     assert.ok((summary?.bytes_out as number) > 100 * MEGABYTE, `bytes_out ${summary?.bytes_out}`);
   });
 

@@ -51,7 +51,7 @@ describe('a 50 MB repository', { timeout: 20 * 60_000 }, () => {
     gitLocal(['fsck', '--full', '--strict'], join(server.reposDir, 'big', 'repo.git'));
     const tree = (dir: string): string => gitLocal(['ls-tree', '-r', '-l', 'refs/heads/main'], dir);
     assert.equal(tree(clone), tree(work));
-    const summary = server.summaries().find((line) => (line.sessions as Array<{ command: string }>)[0]?.command === 'git-upload-pack');
+    const summary = await server.waitForSummarySince(0, (line) => (line.sessions as Array<{ command: string }>)[0]?.command === 'git-upload-pack');
     assert.ok((summary?.bytes_out as number) > 50 * MEGABYTE, `bytes_out ${summary?.bytes_out}`);
   });
 });

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { git, makeKey, makeWorkTree, run, sshCommand, temporaryDir, url, type ClientKey } from './helpers/client.js';
-import { adminUsers, TestServer } from './helpers/server.js';
+import { adminUsers, type LogLine, TestServer } from './helpers/server.js';
 import { waitUntil } from './helpers/wait.js';
 
 /** Linux routes all of 127/8 on lo: one address for the attacker, another for the users. */
@@ -151,7 +151,10 @@ describe('a pre-authentication flood from one address, with the default limits',
     assert.ok(penalties.every((line) => line.source_block === `${ATTACKER}/32`), 'only the attacker was penalised');
     assert.ok(((await server.metric('git_sshd_connections_dropped_total', '{reason="banner_timeout"}')) ?? 0) > 0);
     assert.ok(((await server.metric('git_sshd_source_penalties_total', '{reason="banner_timeout"}')) ?? 0) >= 1);
-    const clones = server.summaries().filter((line) => line.remote_ip === USER && line.auth === 'success');
+    const isClone = (line: LogLine): boolean => line.remote_ip === USER && line.auth === 'success';
+    // A client exits when its channel closes, which can be before the server logs the connection's end.
+    await server.waitForLog(() => server.summaries().filter(isClone).length >= CLONES);
+    const clones = server.summaries().filter(isClone);
     assert.equal(clones.length, CLONES);
   });
 });

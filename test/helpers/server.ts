@@ -185,6 +185,14 @@ export class TestServer {
     return line === undefined ? undefined : Number(line.slice(prefix.length));
   }
 
+  /**
+   * Waits for a `connection closed` summary logged at or after `mark`: a client can exit as soon as
+   * its channel closes, before the server has logged the connection's end.
+   */
+  waitForSummarySince(mark: number, match: (line: LogLine) => boolean = () => true, timeoutMs = EVENT_TIMEOUT_MS): Promise<LogLine> {
+    return this.waitForLogSince(mark, (line) => line.msg === 'connection closed' && match(line), timeoutMs);
+  }
+
   /** The `connection closed` summaries logged so far. */
   summaries(): LogLine[] {
     return this.logs.filter((line) => line.msg === 'connection closed');
