@@ -41,7 +41,8 @@ describe('git over SSH with the stock OpenSSH client', () => {
       assert.equal(cloned.code, 0, cloned.stderr);
       assert.equal(gitLocal(['rev-parse', 'HEAD'], target), gitLocal(['rev-parse', 'HEAD'], work));
       assert.doesNotMatch(cloned.stderr, /warning/i);
-      const summary = await server.waitForSummarySince(mark);
+      // The push before may log its end after this clone began: find the clone's own summary.
+      const summary = await server.waitForSummarySince(mark, (line) => (line.sessions as Array<{ command: string }>)[0]?.command === 'git-upload-pack');
       assert.equal(summary?.user, 'alice');
       assert.deepEqual(
         (summary?.sessions as Array<Record<string, unknown>>).map((session) => [session.command, session.repo, session.exit_status]),
