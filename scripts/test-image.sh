@@ -18,5 +18,7 @@ GIT_SSHD_TOOLS="$(bash scripts/tools.sh --dir)"
 export GIT_SSHD_TOOLS
 bash scripts/tools.sh
 export HELM="$GIT_SSHD_TOOLS/helm"
-bash scripts/image-base.sh
+# Built by the script (and reused by the Kubernetes suite in the same run): its name says what it was built from.
+GIT_SSHD_IMAGE="$(bash scripts/build-image.sh)"
+export GIT_SSHD_IMAGE
 exec node --import tsx --test --test-timeout=1200000 test/image/*.test.ts

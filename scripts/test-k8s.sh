@@ -61,7 +61,7 @@ finish() {
       echo "k8s suite: the cluster's logs are kept in $keep/logs"
     fi
     down_started=$SECONDS
-    bash "$cluster/down.sh" --purge || status=1
+    env -u GIT_SSHD_TEST_RUN -u TMPDIR bash "$cluster/down.sh" --purge || status=1
     echo "k8s suite: cluster torn down in $((SECONDS - down_started)) s"
   fi
   echo "k8s suite: finished after $((SECONDS - started)) s in all (exit $status)"
@@ -72,13 +72,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [ "${GIT_SSHD_K8S_EXISTING:-0}" = 1 ]; then
-  : "${KUBECONFIG:?GIT_SSHD_K8S_EXISTING=1 needs the cluster's environment: source its cluster.env}"
+  : "${KUBECONFIG:?GIT_SSHD_K8S_EXISTING=1 needs the environment of the cluster: source its cluster.env}"
   bash "$cluster/import.sh"
   step "using the cluster in KUBECONFIG=$KUBECONFIG; images imported"
 else
   own_cluster=1
   up_started=$SECONDS
-  bash "$cluster/up.sh"
+  # Without the run's marker: the reaper ends the tests' processes, and down.sh the cluster's, in order.
+  env -u GIT_SSHD_TEST_RUN -u TMPDIR bash "$cluster/up.sh"
   # shellcheck source=/dev/null
   . "${GIT_SSHD_K8S_STATE:-/var/tmp/git-sshd-k8s}/cluster.env"
   step "cluster up in $((SECONDS - up_started)) s"

@@ -9,7 +9,7 @@ import { kubectlJson } from './lib/cluster.js';
 import { NAMESPACE_DEFAULTS, namespaceInventory } from './lib/inventory.js';
 import { testNamespace } from './lib/namespace.js';
 import { CLUSTER_TIMEOUT_MS, clusterIP, exec, getPods, logRecords, podLogs, waitForReadyPods } from './lib/pods.js';
-import { clusterGit, clusterUrl, keyscan, knownHostsFromSecret, publicKeysOfSecret } from './lib/sshClient.js';
+import { clusterGit, clusterUrl, keyscan, knownHostsFromSecret, publicKeysOfSecret, type Target } from './lib/sshClient.js';
 
 /**
  * `helm install --wait` of charts/git-sshd with its default values, on the real cluster
@@ -29,7 +29,10 @@ const SELECTOR = `app.kubernetes.io/instance=${RELEASE}`;
 
 describe('helm install with the default values', { timeout: 1_800_000 }, () => {
   const ns = testNamespace(import.meta.filename);
+  const key = makeKey();
   let pod: V1Pod;
+  let target: Target;
+  let pushedHead = '';
 
   test('ends once the pod is Ready, with the claim bound on the default StorageClass', async () => {
     const installed = await helmInstall(ns.name, RELEASE, { defaultImage: true });
@@ -96,13 +99,12 @@ describe('helm install with the default values', { timeout: 1_800_000 }, () => {
   });
 
   test("the install notes' add-user, then a push and a clone through the Service, the host key checked", async () => {
-    const key = makeKey();
     const added = await exec(ns.name, pod.metadata!.name!, ['node', 'dist/cli/addUser.js', '--config', '/etc/git-sshd/config/config.yml', '--name', 'alice', '--key', '-'], `${key.publicLine}\n`);
     assert.equal(added.code, 0, added.stderr);
 
     const ip = await clusterIP(ns.name, RELEASE);
     const knownHosts = await knownHostsFromSecret(ns.name, `${RELEASE}-host-keys`, [{ host: ip, port: 22 }]);
-    const target = { host: ip, port: 22, knownHosts };
+    target = { host: ip, port: 22, knownHosts };
     // The server re-reads users.yml when it changes, and says so.
     await waitUntil(
       'the server reloaded users.yml with alice',
@@ -110,7 +112,9 @@ describe('helm install with the default values', { timeout: 1_800_000 }, () => {
       CLUSTER_TIMEOUT_MS,
       1_000,
     );
-    const pushed = await clusterGit(key, target, ['push', '-q', clusterUrl(target, 'team/app.git'), 'main'], makeWorkTree({ 'README.md': 'on a real cluster\n' }));
+    const work = makeWorkTree({ 'README.md': 'on a real cluster\n' });
+    const pushed = await clusterGit(key, target, ['push', '-q', clusterUrl(target, 'team/app.git'), 'main'], work);
+    pushedHead = (await run('git', ['-C', work, 'rev-parse', 'HEAD'])).stdout.trim();
     assert.equal(pushed.code, 0, pushed.stderr);
     const clone = join(temporaryDir('git-sshd-k8s-clone-'), 'app');
     const cloned = await clusterGit(key, target, ['clone', '-q', clusterUrl(target, 'team/app.git'), clone]);
@@ -151,5 +155,18 @@ describe('helm install with the default values', { timeout: 1_800_000 }, () => {
     assert.deepEqual(await publicKeysOfSecret(ns.name, `${RELEASE}-host-keys`), keysBefore, 'the same keys');
     const claim = await kubectlJson<V1PersistentVolumeClaim>(['-n', ns.name, 'get', 'pvc', RELEASE]);
     assert.equal(claim.status?.phase, 'Bound', 'the kept claim still holds its volume');
+  });
+
+  test('a reinstall under the same name finds the repositories, users and host keys again', async () => {
+    const installed = await helmInstall(ns.name, RELEASE, { defaultImage: true });
+    assert.equal(installed.code, 0, installed.stderr);
+    await waitForReadyPods(ns.name, SELECTOR, 1);
+    // The Service is new (a new ClusterIP); the host keys are the kept Secret's, so the known_hosts entry made from it holds.
+    const ip = await clusterIP(ns.name, RELEASE);
+    const again: Target = { host: ip, port: 22, knownHosts: await knownHostsFromSecret(ns.name, `${RELEASE}-host-keys`, [{ host: ip, port: 22 }]) };
+    const clone = join(temporaryDir('git-sshd-k8s-clone-'), 'app');
+    const cloned = await clusterGit(key, again, ['clone', '-q', clusterUrl(again, 'team/app.git'), clone]);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    assert.equal((await run('git', ['-C', clone, 'rev-parse', 'HEAD'])).stdout.trim(), pushedHead);
   });
 });

@@ -62,8 +62,14 @@ if [ ${#packages[@]} -gt 0 ]; then
   for c in $KUBE_COMMANDS; do [ -x "$work/$c" ] && mv -f "$work/$c" "$K8S_BIN/$c"; done
 fi
 if [ ! -x "$K8S_BIN/helm" ]; then
-  echo "k8s tools: building helm $HELM_VERSION"
-  GOBIN="$work" nice go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # The chart tests' helm (scripts/tools.sh), when it is there and the same version.
+  chart_helm="${GIT_SSHD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/git-sshd/tools}/helm"
+  if [ -x "$chart_helm" ] && go version -m "$chart_helm" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$HELM_VERSION[[:space:]]"; then
+    cp "$chart_helm" "$work/helm"
+  else
+    echo "k8s tools: building helm $HELM_VERSION"
+    GOBIN="$work" nice go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  fi
   mv -f "$work/helm" "$K8S_BIN/helm"
 fi
 if [ ! -x "$K8S_BIN/local-path-provisioner" ]; then
