@@ -161,9 +161,12 @@ export class ClusterObserver {
       try {
         const controller = await watcher.watch(
           path,
-          { ...query, allowWatchBookmarks: 'true', ...(resourceVersion ? { resourceVersion } : {}) },
+          // No allowWatchBookmarks: with it, this cluster's apiserver (etcd 3.4, no RequestWatchProgress) refuses the watch.
+          { ...query, ...(resourceVersion ? { resourceVersion } : {}) },
           (phase, object) => {
             if (phase === 'ERROR') {
+              // 410 Gone: the resourceVersion is too old; anything else is worth seeing.
+              if (object?.code !== 410) this.errors.push(`watch ${path}: ${object?.message ?? JSON.stringify(object)}`);
               resourceVersion = undefined;
               return;
             }
