@@ -9,7 +9,8 @@ import { helmInstall, helmTemplate } from './lib/chart.js';
 import { kubectlJson, ok } from './lib/cluster.js';
 import { testNamespace } from './lib/namespace.js';
 import { clusterIP, waitForReadyPods } from './lib/pods.js';
-import { clusterGit, clusterSsh, clusterUrl, knownHostsFromSecret, type Target } from './lib/sshClient.js';
+import { clusterGit, clusterSsh, clusterUrl, keyscan, knownHostsFromSecret, type Target } from './lib/sshClient.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * git over OpenSSH through the Service's ClusterIP, as users inside the cluster (or behind
@@ -65,6 +66,9 @@ describe('git through the Service ClusterIP, users from the values', { timeout: 
     assert.match(metrics, /^git_sshd_probe_requests_total\{probe="readiness",code="200",client="kubelet"\} [1-9]/m);
 
     const ip = await clusterIP(ns.name, FULLNAME);
+    // A Ready pod is not yet a routed Service: kube-proxy programs its rules a moment later
+    // (a busy machine's run got "Connection refused" from the ClusterIP right after Ready).
+    await waitUntil('kube-proxy routes the Service to the pod (ssh-keyscan through the ClusterIP)', async () => (await keyscan(ip, 22, 'ed25519')).length > 0, 300_000, 1_000);
     target = { host: ip, port: 22, knownHosts: await knownHostsFromSecret(ns.name, `${FULLNAME}-host-keys`, [{ host: ip, port: 22 }]) };
   });
 
