@@ -17,9 +17,9 @@ import { testNamespace } from './lib/namespace.js';
 import { clusterIP } from './lib/pods.js';
 import { clusterGit, clusterUrl } from './lib/sshClient.js';
 import { logTime } from './load/attribution.js';
-import { ClusterObserver, type Answer } from './load/clusterObserver.js';
+import type { Answer, ClusterObserver } from './load/clusterObserver.js';
 import { blockPort, podNetns, tcpAnswer, unblockPort } from './load/podNetwork.js';
-import { adminUsersYaml, canReadKubeProxyRules, clusterKubeConfig } from './load/release.js';
+import { adminUsersYaml, canReadKubeProxyRules, chartObserver } from './load/release.js';
 import { writeReport } from './load/report.js';
 import { drainTimeline, formatTimelines } from './load/timeline.js';
 
@@ -74,16 +74,7 @@ describe('probes and the preStop sleep on a real cluster (2 replicas)', { timeou
       }),
     );
     service = await clusterIP(namespace.name, RELEASE);
-    observer = new ClusterObserver({
-      kubeConfig: clusterKubeConfig(),
-      namespace: namespace.name,
-      selector: SELECTOR,
-      service: RELEASE,
-      servicePortName: 'ssh',
-      container: 'git-sshd',
-      monitoringPort: MONITORING_PORT,
-      readinessPath: '/start',
-    });
+    observer = chartObserver(namespace.name, RELEASE, SELECTOR);
     await observer.start();
     await waitUntil('2 Ready pods followed', () => observer.livePods().filter((pod) => pod.readyAt !== undefined && pod.ip).length === 2, STEP_TIMEOUT_MS, 250);
   });

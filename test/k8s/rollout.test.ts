@@ -22,9 +22,9 @@ import { testNamespace } from './lib/namespace.js';
 import { clusterIP } from './lib/pods.js';
 import { clusterGit, clusterUrl } from './lib/sshClient.js';
 import { attribute, logTime } from './load/attribution.js';
-import { ClusterObserver } from './load/clusterObserver.js';
+import type { ClusterObserver } from './load/clusterObserver.js';
 import { LoadGenerator, makeBigRepository, type Operation, type WorkerPlan } from './load/loadGenerator.js';
-import { adminUsersYaml, canReadKubeProxyRules, clusterKubeConfig, sharedHostPathClaim } from './load/release.js';
+import { adminUsersYaml, canReadKubeProxyRules, chartObserver, sharedHostPathClaim } from './load/release.js';
 import { formatSummary, writeReport } from './load/report.js';
 import { drainTimeline, formatTimelines, type DrainTimeline } from './load/timeline.js';
 
@@ -130,16 +130,7 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
     const seed = makeBigRepository(work, REPO_MEGABYTES);
     const pushed = await clusterGit(key, { host, port: 22 }, ['push', '-q', clusterUrl({ host, port: 22 }, REPO), 'main'], seed.bare);
     assert.equal(pushed.code, 0, `seed push: ${pushed.stderr}`);
-    observer = new ClusterObserver({
-      kubeConfig: clusterKubeConfig(),
-      namespace: namespace.name,
-      selector: SELECTOR,
-      service: RELEASE,
-      servicePortName: 'ssh',
-      container: 'git-sshd',
-      monitoringPort: 9122,
-      readinessPath: '/start',
-    });
+    observer = chartObserver(namespace.name, RELEASE, SELECTOR);
     await observer.start();
     await waitUntil('3 pods followed, with their logs', () => observer.livePods().filter((pod) => pod.logs.some((line) => line.msg === 'listening')).length === 3, STEP_TIMEOUT_MS, 250);
     if (kubeProxyReadable) await waitUntil("kube-proxy's rules list the 3 pods", () => observer.kubeProxy.current().length === 3, STEP_TIMEOUT_MS, 250);

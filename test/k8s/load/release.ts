@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import type { ClientKey } from '../../helpers/client.js';
 import { apply, clusterEnv } from '../lib/cluster.js';
 import type { TestNamespace } from '../lib/namespace.js';
+import { ClusterObserver } from './clusterObserver.js';
 
 /** The image's git-sshd user and group (the chart's podSecurityContext). */
 const APP_UID = 10001;
@@ -60,6 +61,20 @@ export function clusterKubeConfig(): KubeConfig {
   const config = new KubeConfig();
   config.loadFromFile(clusterEnv().kubeconfig);
   return config;
+}
+
+/** An observer of a release installed with the chart's default ports and probe paths. */
+export function chartObserver(namespace: string, release: string, selector: string): ClusterObserver {
+  return new ClusterObserver({
+    kubeConfig: clusterKubeConfig(),
+    namespace,
+    selector,
+    service: release,
+    servicePortName: 'ssh',
+    container: 'git-sshd',
+    monitoringPort: 9122,
+    readinessPath: '/start',
+  });
 }
 
 /** Whether this host can read kube-proxy's nftables rules (root, nft installed). */
