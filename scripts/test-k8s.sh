@@ -29,7 +29,14 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)
   exit 1
 }
 
-# The binaries: a build started earlier (CI starts it right after npm ci) is waited for.
+# The tests' own images (the Gitaly peer...) need no Kubernetes binary: built first, so that on
+# a fresh machine they overlap a build of the binaries started earlier (CI starts it right
+# after npm ci), which is then waited for.
+for script in test/k8s/images/*.sh; do
+  [ -f "$script" ] || continue
+  step "building images: $script"
+  bash "$script"
+done
 if ! bash "$cluster/tools.sh" --check; then
   step "building the Kubernetes binaries (once per machine: 15-45 min on 2 cores)"
   bash "$cluster/tools.sh"
@@ -38,11 +45,6 @@ step "binaries ready"
 
 GIT_SSHD_K8S_IMAGE="$(bash "$cluster/images.sh")"
 export GIT_SSHD_K8S_IMAGE
-for script in test/k8s/images/*.sh; do
-  [ -f "$script" ] || continue
-  step "building images: $script"
-  bash "$script"
-done
 step "images ready ($GIT_SSHD_K8S_IMAGE)"
 
 # The run's temp dir and marker, as in scripts/test.sh: reap.mjs ends what is left.

@@ -7,11 +7,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 export const EVENT_TIMEOUT_MS = 60_000;
 
-/** Polls `condition` until it holds; fails, naming `what`, after `timeoutMs`. */
-export async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = EVENT_TIMEOUT_MS, intervalMs = 25): Promise<void> {
+/** Polls `condition` until it holds; fails, naming `what` (a function: what was seen by then), after `timeoutMs`. */
+export async function waitUntil(what: string | (() => string), condition: () => boolean | Promise<boolean>, timeoutMs = EVENT_TIMEOUT_MS, intervalMs = 25): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    if (performance.now() > deadline) throw new Error(`${typeof what === 'function' ? what() : what}: not within ${timeoutMs} ms`);
     await sleep(intervalMs);
   }
 }

@@ -11,6 +11,7 @@ import { killGroup } from '../helpers/processes.js';
 import { adminUsers, TestServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
 import { attribute, type ServerLogLine } from './load/attribution.js';
+import { resumeReason } from './load/clusterObserver.js';
 import { endpointsOf } from './load/kubeProxyView.js';
 import { LoadGenerator, makeBigRepository, type WorkerPlan } from './load/loadGenerator.js';
 
@@ -149,4 +150,14 @@ test("kube-proxy's endpoints for one Service port, in each form it writes", () =
   assert.deepEqual(endpointsOf(RULESET, 'ns2/git-sshd/tcp/ssh'), ['10.244.0.8']);
   assert.deepEqual(endpointsOf(RULESET, 'ns3/sticky/tcp/ssh'), ['10.244.0.10']);
   assert.deepEqual(endpointsOf(RULESET, 'ns4/git-sshd/tcp/ssh'), []);
+});
+
+test('the observer starts a watch again from the current state on the Status objects that call for it, and only on those', () => {
+  // As the apiserver sends them: a compacted resourceVersion, and a watch cache behind the one asked for.
+  assert.equal(resumeReason({ code: 410, reason: 'Expired', message: 'too old resource version: 1 (1571)' }), 'expired');
+  assert.equal(resumeReason({ code: 504, reason: 'Timeout', message: 'Too large resource version: 1573, current: 1571' }), 'ahead of the watch cache');
+  assert.equal(resumeReason({ message: 'Timeout: Too large resource version: 312, current: 1' }), 'ahead of the watch cache');
+  assert.equal(resumeReason({ code: 500, reason: 'InternalError', message: 'etcdserver: request timed out' }), undefined);
+  assert.equal(resumeReason({ code: 403, reason: 'Forbidden', message: 'pods is forbidden' }), undefined);
+  assert.equal(resumeReason(undefined), undefined);
 });

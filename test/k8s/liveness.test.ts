@@ -76,7 +76,7 @@ describe('probes and the preStop sleep on a real cluster (2 replicas)', { timeou
     service = await clusterIP(namespace.name, RELEASE);
     observer = chartObserver(namespace.name, RELEASE, SELECTOR);
     await observer.start();
-    await waitUntil('2 Ready pods followed', () => observer.livePods().filter((pod) => pod.readyAt !== undefined && pod.ip).length === 2, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `2 Ready pods followed (${observer.describe()})`, () => observer.livePods().filter((pod) => pod.readyAt !== undefined && pod.ip).length === 2, STEP_TIMEOUT_MS, 250);
   });
 
   after(async () => {
@@ -105,13 +105,13 @@ describe('probes and the preStop sleep on a real cluster (2 replicas)', { timeou
     assert.equal(whileBlocked.code, 0, `SSH on the pod whose monitoring port is blocked: ${whileBlocked.stderr}`);
     const sshServedAt = Date.now();
 
-    await waitUntil('the liveness probe restarts the container', () => pod.restartCount > restartsBefore, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `the liveness probe restarts the container (${observer.describe()})`, () => pod.restartCount > restartsBefore, STEP_TIMEOUT_MS, 250);
     const restartedAt = Date.now();
     await unblockPort(netns);
     blocked.splice(blocked.indexOf(netns), 1);
-    await waitUntil('the restarted container Ready again', () => pod.readiness.at(-1)?.answer === '200' && observer.livePods().some((candidate) => candidate.name === pod.name), STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `the restarted container Ready again (${observer.describe()})`, () => pod.readiness.at(-1)?.answer === '200' && observer.livePods().some((candidate) => candidate.name === pod.name), STEP_TIMEOUT_MS, 250);
     const readyAgain = pod.readiness.at(-1)!.at;
-    await waitUntil('the pod back in the EndpointSlice as ready', () => pod.endpoint.at(-1)?.conditions?.ready === true, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `the pod back in the EndpointSlice as ready (${observer.describe()})`, () => pod.endpoint.at(-1)?.conditions?.ready === true, STEP_TIMEOUT_MS, 250);
 
     const events = observer.events.filter((event) => event.pod === pod.name && event.observedAt >= started);
     const livenessFailed = events.find((event) => event.reason === 'Unhealthy' && /liveness/i.test(event.message));
@@ -148,8 +148,8 @@ describe('probes and the preStop sleep on a real cluster (2 replicas)', { timeou
   });
 
   test("a deleted pod leaves kube-proxy's rules before its SSH listener closes; meanwhile it still serves directly", async () => {
-    await waitUntil('2 Ready pods', () => observer.livePods().filter((pod) => pod.readiness.at(-1)?.answer === '200' && pod.endpoint.at(-1)?.conditions?.ready === true).length === 2, STEP_TIMEOUT_MS, 250);
-    if (kubeProxyReadable) await waitUntil("kube-proxy's rules list both pods", () => observer.kubeProxy.current().length === 2, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `2 Ready pods (${observer.describe()})`, () => observer.livePods().filter((pod) => pod.readiness.at(-1)?.answer === '200' && pod.endpoint.at(-1)?.conditions?.ready === true).length === 2, STEP_TIMEOUT_MS, 250);
+    if (kubeProxyReadable) await waitUntil(() => `kube-proxy's rules list both pods (${observer.describe()})`, () => observer.kubeProxy.current().length === 2, STEP_TIMEOUT_MS, 250);
     const [victim, survivor] = observer.livePods();
     const ip = victim!.ip!;
     for (const pod of [victim!, survivor!]) await pushSmallRepository(pod.ip!, 'team/drain');
@@ -173,7 +173,7 @@ describe('probes and the preStop sleep on a real cluster (2 replicas)', { timeou
     let servedDirectly: { code: number | null; stderr: string; at: number } | undefined;
     let rulesDuring: string[] = [];
     if (kubeProxyReadable) {
-      await waitUntil("the victim gone from kube-proxy's rules", () => !observer.kubeProxy.current().includes(ip), STEP_TIMEOUT_MS, 100);
+      await waitUntil(() => `the victim gone from kube-proxy's rules (${observer.describe()})`, () => !observer.kubeProxy.current().includes(ip), STEP_TIMEOUT_MS, 100);
       rulesDuring = observer.kubeProxy.current().sort();
       const at = Date.now();
       servedDirectly = { ...(await cloneFrom(ip, 'team/drain')), at };
@@ -183,7 +183,7 @@ describe('probes and the preStop sleep on a real cluster (2 replicas)', { timeou
     for (let attempt = 0; attempt < 3; attempt++) {
       viaService.push((await clusterGit(key, { host: service, port: 22 }, ['ls-remote', clusterUrl({ host: service, port: 22 }, 'team/drain')])).code);
     }
-    await waitUntil('the victim gone', () => victim!.goneAt !== undefined, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `the victim gone (${observer.describe()})`, () => victim!.goneAt !== undefined, STEP_TIMEOUT_MS, 250);
     polling = false;
     await poller;
 

@@ -86,8 +86,8 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
 
   /** Waits until every pod in `stopping` is gone and `count` pods are live and Ready; returns when that was seen. */
   async function settle(stopping: readonly string[], count: number): Promise<number> {
-    await waitUntil(`pods ${stopping.join(', ')} gone`, () => stopping.every((name) => observer.pods.get(name)?.goneAt !== undefined), STEP_TIMEOUT_MS, 500);
-    await waitUntil(`${count} Ready pods`, () => observer.livePods().filter((pod) => pod.readyAt !== undefined).length === count, STEP_TIMEOUT_MS, 500);
+    await waitUntil(() => `pods ${stopping.join(', ')} gone (${observer.describe()})`, () => stopping.every((name) => observer.pods.get(name)?.goneAt !== undefined), STEP_TIMEOUT_MS, 500);
+    await waitUntil(() => `${count} Ready pods (${observer.describe()})`, () => observer.livePods().filter((pod) => pod.readyAt !== undefined).length === count, STEP_TIMEOUT_MS, 500);
     return Date.now();
   }
 
@@ -132,8 +132,8 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
     assert.equal(pushed.code, 0, `seed push: ${pushed.stderr}`);
     observer = chartObserver(namespace.name, RELEASE, SELECTOR);
     await observer.start();
-    await waitUntil('3 pods followed, with their logs', () => observer.livePods().filter((pod) => pod.logs.some((line) => line.msg === 'listening')).length === 3, STEP_TIMEOUT_MS, 250);
-    if (kubeProxyReadable) await waitUntil("kube-proxy's rules list the 3 pods", () => observer.kubeProxy.current().length === 3, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `3 pods followed, with their logs (${observer.describe()})`, () => observer.livePods().filter((pod) => pod.logs.some((line) => line.msg === 'listening')).length === 3, STEP_TIMEOUT_MS, 250);
+    if (kubeProxyReadable) await waitUntil(() => `kube-proxy's rules list the 3 pods (${observer.describe()})`, () => observer.kubeProxy.current().length === 3, STEP_TIMEOUT_MS, 250);
     load = new LoadGenerator({ host, port: 22, key, repo: REPO }, PLAN, work, seed.main, seed.bare, namespace.name);
     load.start();
     await load.waitForCompleted(1, STEP_TIMEOUT_MS);
@@ -212,7 +212,7 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
     assert.equal(before.length, 3);
     const started = Date.now();
     ok('helm upgrade to 1 replica', await helmUpgrade(namespace.name, RELEASE, { values: values({ replicaCount: 1, config: { sshd: { client_alive_interval: '20s' } } }) }));
-    await waitUntil('two pods stopping', () => before.filter((name) => observer.pods.get(name)?.deletionSeenAt !== undefined).length === 2, STEP_TIMEOUT_MS, 250);
+    await waitUntil(() => `two pods stopping (${observer.describe()})`, () => before.filter((name) => observer.pods.get(name)?.deletionSeenAt !== undefined).length === 2, STEP_TIMEOUT_MS, 250);
     const stopping = before.filter((name) => observer.pods.get(name)?.deletionSeenAt !== undefined);
     const settled = await settle(stopping, 1);
     assert.deepEqual(observer.livePods().map((pod) => pod.name), before.filter((name) => !stopping.includes(name)), 'the pod kept was replaced');
@@ -243,7 +243,7 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
       `Operations by serving pod: ${[...byPod].map(([pod, count]) => `${pod} ${count}`).join(', ')}.`,
       `Phases: ${phases.map((phase) => `${phase.name} ${((phase.to - phase.from) / 1000).toFixed(0)} s`).join(', ')}.`,
       kubeProxyReadable ? `kube-proxy's rules read ${observer.kubeProxy.polls} times.` : `kube-proxy's rules could not be read (${observer.kubeProxy.unavailable ?? 'nft unavailable'}): the EndpointSlice stands in for them.`,
-      `The observing process: event loop at most ${observer.maxEventLoopLagMs} ms late; watches restarted ${observer.rewatches} times (client-node ends a quiet watch after 30 s).`,
+      `The observing process: event loop at most ${observer.maxEventLoopLagMs} ms late; watches restarted ${observer.rewatches} times from where they were, ${observer.resyncs.length} times from the current state${observer.resyncs.length ? ` (${observer.resyncSummary()})` : ''}; ${observer.relistFound} lists every 5 s found what the watches had not delivered yet.`,
     ];
     report.unshift(`## Figures\n\n${lines.join('\n\n')}`);
     console.log(`\n${lines.join('\n')}\n`);

@@ -78,7 +78,11 @@ ip addr replace "$K8S_GATEWAY/24" dev "$K8S_BRIDGE"
 ip link set "$K8S_BRIDGE" up
 ip route replace "$K8S_SERVICE_CIDR" dev "$K8S_BRIDGE"
 
-start etcd etcd --name git-sshd-k8s --data-dir "$S/etcd-data" \
+# Progress notifications every 5 s (etcd's default is 10 min): Debian's etcd 3.4 lacks the
+# on-request progress the apiserver asks newer ones for, so without them its watch caches
+# learn of a newer revision only from a change of their own kind, and a watch resumed from a
+# revision seen elsewhere waits on a quiet kind ("Too large resource version").
+start etcd etcd --name git-sshd-k8s --data-dir "$S/etcd-data" --experimental-watch-progress-notify-interval=5s \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
   --initial-cluster git-sshd-k8s=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381

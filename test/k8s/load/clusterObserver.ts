@@ -1,4 +1,4 @@
-import { KubeConfig, Watch, type CoreV1Event, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig, Watch, type CoreV1Event, type V1EndpointSlice, type V1Pod } from '@kubernetes/client-node';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -75,6 +75,21 @@ export interface ObserverOptions {
 
 const REWATCH_MS = 100;
 const LAG_TICK_MS = 100;
+const RELIST_MS = 5000;
+/** Without data for this long, client-node ends a watch (its own default is 30 s: a quiet EndpointSlice). */
+const WATCH_INACTIVITY_MS = 300_000;
+
+/**
+ * Why the apiserver ended a watch that is to be started again from the current state, not
+ * an error of the cluster: 410 Gone (the resourceVersion was compacted away) and 504
+ * "Too large resource version" (the apiserver's watch cache is behind the resourceVersion
+ * asked for: with etcd 3.4 it learns of progress only from changes of the same kind).
+ */
+export function resumeReason(status: { code?: number; reason?: string; message?: string } | undefined): string | undefined {
+  if (status?.code === 410) return 'expired';
+  if (status?.code === 504 || /too large resource version/i.test(status?.message ?? '')) return 'ahead of the watch cache';
+  return undefined;
+}
 
 /**
  * Watches a release's pods, their EndpointSlice and events through the API, follows every
@@ -94,9 +109,19 @@ export class ClusterObserver {
   private readonly currentContainer = new Map<string, string>();
   private readonly slices = new Map<string, Map<string, { ready: boolean; serving: boolean; terminating: boolean }>>();
   private poller: NodeJS.Timeout | undefined;
+  private relister: NodeJS.Timeout | undefined;
+  /** Lists (RELIST_MS) that found a change the watches had not delivered. */
+  relistFound = 0;
+  /** Lists that failed (the apiserver busy or restarting): not fatal, the watches carry on. */
+  readonly relistErrors: string[] = [];
   private lagTimer: NodeJS.Timeout | undefined;
-  /** Watches started again (after client-node's 30 s inactivity timeout, mostly). */
+  /** Watches started again from the last resourceVersion seen (after a quiet spell or a closed stream). */
   rewatches = 0;
+  /**
+   * Watches started again from the current state (resumeReason), each followed by a list
+   * that settles what the gap hid: pods and EndpointSlices deleted meanwhile.
+   */
+  readonly resyncs: string[] = [];
   /**
    * The longest the test process's event loop was late (ms): every time here is when this
    * process saw something, so a stalled loop would make the cluster look late.
@@ -111,11 +136,40 @@ export class ClusterObserver {
 
   async start(): Promise<void> {
     const { namespace, selector, service } = this.options;
+    const core = this.options.kubeConfig.makeApiClient(CoreV1Api);
+    const discovery = this.options.kubeConfig.makeApiClient(DiscoveryV1Api);
+    const sliceSelector = `kubernetes.io/service-name=${service}`;
+    const listPods = async (): Promise<void> => {
+      const listed = await core.listNamespacedPod({ namespace, labelSelector: selector });
+      this.settle('pod', listed, (pod) => this.onPod('MODIFIED', pod), (name) => {
+        const record = this.pods.get(name);
+        if (record && record.goneAt === undefined) record.goneAt = Date.now();
+      });
+    };
+    const listSlices = async (): Promise<void> => {
+      const listed = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: sliceSelector });
+      this.settle('slice', listed, (slice) => this.onSlice('MODIFIED', slice), (name) => this.onSlice('DELETED', { metadata: { name } } as V1EndpointSlice));
+    };
     await Promise.all([
-      this.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector }, (phase, pod: V1Pod) => this.onPod(phase, pod)),
-      this.watch(`/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, { labelSelector: `kubernetes.io/service-name=${service}` }, (phase, slice: V1EndpointSlice) => this.onSlice(phase, slice)),
-      this.watch(`/api/v1/namespaces/${namespace}/events`, {}, (phase, event: CoreV1Event) => this.onEvent(phase, event)),
+      this.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector }, (phase, pod: V1Pod) => this.onPod(phase, pod), listPods),
+      this.watch(`/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, { labelSelector: sliceSelector }, (phase, slice: V1EndpointSlice) => this.onSlice(phase, slice), listSlices),
+      // Events are only added to: nothing to settle.
+      this.watch(`/api/v1/namespaces/${namespace}/events`, {}, (phase, event: CoreV1Event) => this.onEvent(phase, event), async () => {}),
     ]);
+    // A safety net under the watches: this cluster's apiserver has been seen to keep a watch
+    // open and silent after its etcd watch failed ("required revision has been compacted"),
+    // so the state is also listed every few seconds. A change the list finds first is
+    // stamped later than the watch would have (at most RELIST_MS), and counted in `relistFound`.
+    this.relister = setInterval(() => {
+      const before = this.fingerprint();
+      void Promise.all([listPods(), listSlices()])
+        .then(() => {
+          if (this.fingerprint() !== before) this.relistFound++;
+        })
+        .catch((err: unknown) => {
+          if (!this.stopped) this.relistErrors.push(String(err));
+        });
+    }, RELIST_MS);
     this.kubeProxy.start();
     this.poller = setInterval(() => this.poll(), this.options.pollMs ?? 250);
     let expected = performance.now() + LAG_TICK_MS;
@@ -129,6 +183,7 @@ export class ClusterObserver {
   stop(): void {
     this.stopped = true;
     clearInterval(this.poller);
+    clearInterval(this.relister);
     clearInterval(this.lagTimer);
     this.kubeProxy.stop();
     for (const controller of this.watches) controller.abort();
@@ -145,19 +200,29 @@ export class ClusterObserver {
   }
 
   /**
-   * A watch kept open for the whole test: client-node ends one after 30 s without data (a
-   * quiet EndpointSlice), so it is started again at once, from the last resourceVersion seen
-   * so that no change falls in the gap (from scratch after a 410 Gone).
+   * A watch kept open for the whole test. A stream the apiserver or client-node ends (a
+   * quiet spell, the apiserver's own timeout) is started again from the last resourceVersion
+   * seen, so that no change falls in the gap. One the apiserver ends with a resumeReason is
+   * started again from the current state, then `resync` lists what is there to settle what
+   * the gap hid; that is recorded in `resyncs`, not in `errors`.
    */
-  private async watch(path: string, query: Record<string, string>, onObject: (phase: string, object: any) => void): Promise<void> {
+  private async watch(path: string, query: Record<string, string>, onObject: (phase: string, object: any) => void, resync: () => Promise<void>): Promise<void> {
     const watcher = new Watch(this.options.kubeConfig);
+    (watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_INACTIVITY_MS;
     let resourceVersion: string | undefined;
+    let resyncAfterStart = false;
+    const restart = (delayMs: number): void => {
+      if (!this.stopped) setTimeout(() => void begin(), delayMs).unref();
+    };
+    const fromScratch = (reason: string, retryAfterSeconds: number | undefined): void => {
+      this.resyncs.push(`${path.split('/').at(-1)}: ${reason}`);
+      resourceVersion = undefined;
+      resyncAfterStart = true;
+      restart(Math.max(REWATCH_MS, (retryAfterSeconds ?? 0) * 1000));
+    };
     const begin = async (): Promise<void> => {
       if (this.stopped) return;
-      const again = (): void => {
-        this.rewatches++;
-        if (!this.stopped) setTimeout(() => void begin(), REWATCH_MS).unref();
-      };
+      let endedBy: { reason: string; retryAfterSeconds?: number } | undefined;
       try {
         const controller = await watcher.watch(
           path,
@@ -165,26 +230,101 @@ export class ClusterObserver {
           { ...query, ...(resourceVersion ? { resourceVersion } : {}) },
           (phase, object) => {
             if (phase === 'ERROR') {
-              // 410 Gone: the resourceVersion is too old; anything else is worth seeing.
-              if (object?.code !== 410) this.errors.push(`watch ${path}: ${object?.message ?? JSON.stringify(object)}`);
-              resourceVersion = undefined;
+              const reason = resumeReason(object);
+              if (reason) endedBy = { reason: `${reason}: ${object?.message ?? ''}`.replace(/\d+/g, 'N'), ...(object?.details?.retryAfterSeconds ? { retryAfterSeconds: object.details.retryAfterSeconds } : {}) };
+              else this.errors.push(`watch ${path}: ${object?.message ?? JSON.stringify(object)}`);
               return;
             }
             if (object?.metadata?.resourceVersion) resourceVersion = object.metadata.resourceVersion;
-            if (phase !== 'BOOKMARK') onObject(phase, object);
+            if (phase === 'BOOKMARK') return;
+            this.noteVersion(object);
+            onObject(phase, object);
           },
           (err: unknown) => {
-            if (err && !this.stopped && (err as Error).name !== 'TimeoutError' && (err as Error).name !== 'AbortError') this.errors.push(`watch ${path}: ${String(err)}`);
-            again();
+            if (this.stopped) return;
+            const httpReason = resumeReason({ code: (err as { statusCode?: number } | null)?.statusCode });
+            if (endedBy ?? httpReason) return fromScratch((endedBy?.reason ?? httpReason)!, endedBy?.retryAfterSeconds);
+            if (err && (err as Error).name !== 'TimeoutError' && (err as Error).name !== 'AbortError') this.errors.push(`watch ${path}: ${String(err)}`);
+            this.rewatches++;
+            restart(REWATCH_MS);
           },
         );
         this.watches.push(controller);
+        if (resyncAfterStart) {
+          // After the watch is open, so that a change after the list is in the stream.
+          resyncAfterStart = false;
+          await resync().catch((err: unknown) => this.errors.push(`resync ${path}: ${String(err)}`));
+        }
       } catch (err) {
         this.errors.push(`watch ${path}: ${String(err)}`);
-        again();
+        this.rewatches++;
+        restart(REWATCH_MS);
       }
     };
     await begin();
+  }
+
+  /** The newest resourceVersion seen of each pod and slice (`kind/name`), by watch or list. */
+  private readonly versions = new Map<string, number>();
+
+  private noteVersion(object: { kind?: string; metadata?: { name?: string; resourceVersion?: string } } | undefined, kind = object?.kind): void {
+    const name = object?.metadata?.name;
+    const version = Number(object?.metadata?.resourceVersion);
+    if (!kind || !name || !Number.isFinite(version)) return;
+    const key = `${kind.toLowerCase() === 'endpointslice' ? 'slice' : kind.toLowerCase()}/${name}`;
+    this.versions.set(key, Math.max(this.versions.get(key) ?? 0, version));
+  }
+
+  /**
+   * Applies a list: objects newer than what the watch delivered, and the absence of those
+   * the watch last saw before the list's snapshot (one it saw after, e.g. a pod created
+   * while the list was on its way, is not taken for gone). resourceVersions are etcd
+   * revisions here (the API calls them opaque; this test cluster is etcd's).
+   */
+  private settle<T extends { metadata?: { name?: string; resourceVersion?: string } }>(
+    kind: 'pod' | 'slice',
+    listed: { items: T[]; metadata?: { resourceVersion?: string } },
+    apply: (object: T) => void,
+    remove: (name: string) => void,
+  ): void {
+    const snapshot = Number(listed.metadata?.resourceVersion);
+    if (!Number.isFinite(snapshot)) return;
+    const present = new Set<string>();
+    for (const object of listed.items) {
+      const name = object.metadata?.name;
+      if (!name) continue;
+      present.add(name);
+      if (Number(object.metadata?.resourceVersion) > (this.versions.get(`${kind}/${name}`) ?? 0)) {
+        this.noteVersion(object, kind);
+        apply(object);
+      }
+    }
+    for (const [key, version] of this.versions) {
+      const [objectKind, name] = key.split('/') as [string, string];
+      if (objectKind !== kind || present.has(name) || version > snapshot) continue;
+      remove(name);
+    }
+  }
+
+  /** What the lists can change: pods' readiness, deletion and presence, and the slices' members. */
+  private fingerprint(): string {
+    const pods = [...this.pods.values()].map((pod) => `${pod.name}:${pod.readyAt !== undefined}:${pod.deletionSeenAt !== undefined}:${pod.goneAt !== undefined}:${pod.restartCount}`);
+    return JSON.stringify([pods, [...this.slices.entries()].map(([name, members]) => [name, [...members.entries()]])]);
+  }
+
+  /** The resyncs, counted by watch and reason. */
+  resyncSummary(): string {
+    const counts = new Map<string, number>();
+    for (const resync of this.resyncs) counts.set(resync, (counts.get(resync) ?? 0) + 1);
+    return [...counts].map(([resync, count]) => `${count}x ${resync}`).join('; ');
+  }
+
+  /** One line on what the observer has seen: for a failed wait's message. */
+  describe(): string {
+    const pods = [...this.pods.values()].map((pod) =>
+      `${pod.name} ip=${pod.ip ?? '-'} ready=${pod.readyAt !== undefined} deleting=${pod.deletionSeenAt !== undefined} gone=${pod.goneAt !== undefined} restarts=${pod.restartCount} logs=${pod.logs.length} readiness=${pod.readiness.at(-1)?.answer ?? '-'}`,
+    );
+    return `pods [${pods.join('; ')}]; watches restarted ${this.rewatches}, resynced [${this.resyncSummary()}]; lists that found what the watches missed ${this.relistFound}, failed ${this.relistErrors.length}; errors [${this.errors.join('; ')}]`;
   }
 
   private record(pod: V1Pod): PodRecord {
