@@ -38,7 +38,7 @@ for script in test/k8s/images/*.sh; do
   bash "$script"
 done
 if ! bash "$cluster/tools.sh" --check; then
-  step "building the Kubernetes binaries (once per machine: 15-45 min on 2 cores)"
+  step "waiting for the Kubernetes binaries (a build under way), or building them (once per machine: 15-45 min on 2 cores)"
   bash "$cluster/tools.sh"
 fi
 step "binaries ready"
