@@ -66,10 +66,13 @@ export class LocalGitTransport implements GitTransport {
   private readonly uploadPackArgs: readonly string[];
   /** Set once git's stdout could not be given a socket pair: it is read through Node's pipe from then on. */
   private stdoutPairFailed = false;
+  /** Where the socket pair for git's stdout is made (a directory that lives for milliseconds). */
+  private readonly socketDir: string | undefined;
 
-  /** Without `uploadPack`, git-upload-pack runs with git's own defaults. */
-  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger }) {
+  /** Without `uploadPack`, git-upload-pack runs with git's own defaults; without `socketDir`, the OS's temp directory serves. */
+  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger; socketDir?: string }) {
     this.baseEnv = options.baseEnv;
+    this.socketDir = options.socketDir;
     this.uploadPackArgs = options.uploadPack ? uploadPackConfigArgs(options.uploadPack) : [];
     this.log = options.log;
   }
@@ -212,7 +215,7 @@ export class LocalGitTransport implements GitTransport {
     if (this.stdoutPairFailed) return undefined;
     const reader = new ReusedBufferReader(STDOUT_BUFFER);
     try {
-      const { ours, theirs } = await socketPair(reader.onread);
+      const { ours, theirs } = await socketPair(reader.onread, this.socketDir);
       reader.attach(ours);
       return { reader, childEnd: theirs };
     } catch (err) {
