@@ -64,8 +64,8 @@ export class LocalGitTransport implements GitTransport {
   private readonly running = new Map<number, { readonly end: () => void; readonly exited: Promise<unknown> }>();
 
   private readonly uploadPackArgs: readonly string[];
-  /** Set once git's stdout could not be given a socket pair: it is read through Node's pipe from then on. */
-  private stdoutPairFailed = false;
+  /** Set while socket pairs for git's stdout cannot be made (warned once, not per command). */
+  private stdoutPairFailing = false;
   /** Where the socket pair for git's stdout is made (a directory that lives for milliseconds). */
   private readonly socketDir: string | undefined;
 
@@ -209,20 +209,22 @@ export class LocalGitTransport implements GitTransport {
 
   /**
    * A socket pair for git's stdout, read into reused buffers (the clone's data path), or
-   * undefined where none can be made (no writable temp directory): then Node's pipe serves.
+   * undefined where none can be made (a temp directory we cannot write, a full disk): then
+   * Node's pipe serves, and the next command tries again.
    */
   private async stdoutPair(): Promise<{ reader: ReusedBufferReader; childEnd: Socket } | undefined> {
-    if (this.stdoutPairFailed) return undefined;
     const reader = new ReusedBufferReader(STDOUT_BUFFER);
     try {
       const { ours, theirs } = await socketPair(reader.onread, this.socketDir);
       reader.attach(ours);
+      this.stdoutPairFailing = false;
       return { reader, childEnd: theirs };
     } catch (err) {
-      // Out of descriptors or memory passes; a temp directory we cannot use does not.
-      if (TRANSIENT_PAIR_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
-      this.stdoutPairFailed = true;
-      this.log.warn({ err }, 'cannot make a socket pair for git output; reading it through pipes from now on');
+      // Out of descriptors: git cannot start either, and says so.
+      if (!this.stdoutPairFailing && !TRANSIENT_PAIR_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
+        this.log.warn({ err }, 'cannot make a socket pair for git output; reading it through pipes until one can be made');
+      }
+      this.stdoutPairFailing = true;
       return undefined;
     }
   }

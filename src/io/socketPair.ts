@@ -30,6 +30,8 @@ export async function socketPair(onread: OnReadOpts, directory: string = tmpdir(
     accepted = once(server, 'connection') as Promise<[Socket]>;
     ours = connect({ path: join(dir, 's'), onread });
     const [[theirs]] = await Promise.all([accepted, once(ours, 'connect')]);
+    // git owns that socket from now on: nothing of ours reads or writes it.
+    theirs.on('error', () => undefined);
     // Whoever else might connect before the listener closes gets nothing.
     server.on('connection', (stray: Socket) => stray.destroy());
     return { ours, theirs };
