@@ -3,6 +3,12 @@ import { SMALL_CHUNK } from './forward.js';
 
 /** Below this much room left in a buffer, a small read is handed out as it is rather than gathered on. */
 const MIN_ROOM = 4096;
+/**
+ * How long a small read waits for what follows it. git writes a side-band packet's data
+ * right after its header, so that usually arrives within microseconds and ends the wait;
+ * the time runs out only where nothing follows (a flush packet, the end of a response).
+ */
+const GATHER_MS = 1;
 
 /** The error a consumer sees when the socket was closed before its end (as `stream.finished` names it). */
 function prematureClose(): Error {
@@ -20,9 +26,10 @@ function prematureClose(): Error {
  * the consumer never asks again (it gave up while a write still referenced the chunk) and
  * `drain()` reads on: the next read then always goes to the other buffer, or past the chunk.
  *
- * A read below SMALL_CHUNK bytes waits one turn of the event loop for what follows it and
- * goes out with it, as `forward` does for streams (git writes a side-band header apart
- * from its data).
+ * A read below SMALL_CHUNK bytes waits up to GATHER_MS for what follows it and goes out
+ * with it (git writes a side-band header apart from its data): waiting one turn of the
+ * event loop, as `forward` does for streams, let half of all chunks in a clone go out as
+ * a 5-byte header alone.
  */
 export class ReusedBufferReader {
   readonly onread: OnReadOpts;
@@ -36,7 +43,7 @@ export class ReusedBufferReader {
   private ready: Buffer | undefined;
   /** The buffer holding the chunk the consumer has, or -1. */
   private held: 0 | 1 | -1 = -1;
-  private gathering: NodeJS.Immediate | undefined;
+  private gathering: NodeJS.Timeout | undefined;
   private discarding = false;
   private ended = false;
   private failure: Error | undefined;
@@ -103,13 +110,13 @@ export class ReusedBufferReader {
     if (this.discarding) return;
     this.discarding = true;
     this.ready = undefined;
-    clearImmediate(this.gathering);
+    clearTimeout(this.gathering);
     this.socket?.resume();
     this.notify();
   }
 
   destroy(): void {
-    clearImmediate(this.gathering);
+    clearTimeout(this.gathering);
     this.socket?.destroy();
   }
 
@@ -131,7 +138,7 @@ export class ReusedBufferReader {
     const collected = this.landingOffset - this.collectStart;
     const room = this.buffers[this.landing].length - this.landingOffset;
     if (collected < SMALL_CHUNK && room >= MIN_ROOM) {
-      this.gathering ??= setImmediate(() => this.endGathering());
+      this.gathering ??= setTimeout(() => this.endGathering(), GATHER_MS);
       return true;
     }
     this.collect();
@@ -143,7 +150,7 @@ export class ReusedBufferReader {
     return false;
   }
 
-  /** The turn a small read waited for is over: what was gathered goes out. */
+  /** Nothing followed a small read in time: what was gathered goes out. */
   private endGathering(): void {
     this.gathering = undefined;
     if (this.discarding || this.landingOffset === this.collectStart) return;
@@ -155,7 +162,7 @@ export class ReusedBufferReader {
 
   /** Makes what was read and not handed out the ready chunk. */
   private collect(): void {
-    clearImmediate(this.gathering);
+    clearTimeout(this.gathering);
     this.gathering = undefined;
     if (this.landingOffset === this.collectStart) return;
     this.ready = this.buffers[this.landing].subarray(this.collectStart, this.landingOffset);
