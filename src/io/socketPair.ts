@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { createServer, connect, type OnReadOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,6 @@ export async function socketPair(onread: OnReadOpts, directory: string = tmpdir(
   } finally {
     // Closes the listener at once (libuv unlinks its path); its 'close' waits for `theirs`.
     server.close();
-    await rm(dir, { recursive: true, force: true });
+    await rmdir(dir).catch(() => rm(dir, { recursive: true, force: true }));
   }
 }
