@@ -53,7 +53,7 @@ describe('LocalGitTransport reads git\'s stdout', () => {
   const direct = spawnSync('git', ['upload-pack', '--strict', repoDir], { env, input: '', encoding: 'latin1' });
   const expected = direct.stdout;
 
-  test('through a socket pair: the same bytes as git writes, and nothing left where the pair was made', async () => {
+  test('through a socket pair: the same bytes as git writes, and nothing left where the pairs were made', async () => {
     const socketDir = mkdtempSync(join(work, 'sockets-'));
     const transport = new LocalGitTransport({ baseEnv: env, log: pino({ level: 'silent' }), socketDir });
     for (let i = 0; i < 3; i += 1) {
@@ -62,7 +62,11 @@ describe('LocalGitTransport reads git\'s stdout', () => {
       assert.equal(stdout, expected);
     }
     assert.ok(expected.length > 20_000, 'the advertisement spans several reads');
-    assert.deepEqual(readdirSync(socketDir), []);
+    const [made, ...others] = readdirSync(socketDir);
+    assert.deepEqual(others, [], 'one private directory for all pairs');
+    assert.deepEqual(readdirSync(join(socketDir, made ?? '')), [], 'no listener path left');
+    transport.killAll();
+    assert.deepEqual(readdirSync(socketDir), [], 'removed at exit');
   });
 
   test('through Node\'s pipe where no socket pair can be made: the same bytes, and a warning', async () => {

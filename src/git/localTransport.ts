@@ -6,7 +6,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../io/forward.js';
 import { ReusedBufferReader } from '../io/reusedBufferReader.js';
-import { socketPair } from '../io/socketPair.js';
+import { SocketPairs } from '../io/socketPair.js';
 import { spawnGit } from './spawnGit.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 import { uploadPackConfigArgs } from './uploadPackConfig.js';
@@ -66,20 +66,21 @@ export class LocalGitTransport implements GitTransport {
   private readonly uploadPackArgs: readonly string[];
   /** Set while socket pairs for git's stdout cannot be made (warned once, not per command). */
   private stdoutPairFailing = false;
-  /** Where the socket pair for git's stdout is made (a directory that lives for milliseconds). */
-  private readonly socketDir: string | undefined;
+  /** Where the socket pairs for git's stdout are made. */
+  private readonly socketPairs: SocketPairs;
 
   /** Without `uploadPack`, git-upload-pack runs with git's own defaults; without `socketDir`, the OS's temp directory serves. */
   constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger; socketDir?: string }) {
     this.baseEnv = options.baseEnv;
-    this.socketDir = options.socketDir;
+    this.socketPairs = new SocketPairs(options.socketDir);
     this.uploadPackArgs = options.uploadPack ? uploadPackConfigArgs(options.uploadPack) : [];
     this.log = options.log;
   }
 
-  /** SIGKILLs every git process group still running (for process exit). */
+  /** SIGKILLs every git process group still running, and removes the socket pairs' directory (for process exit). */
   killAll(): void {
     for (const group of this.groups) signalGroup(group, 'SIGKILL');
+    this.socketPairs.removeDirectory();
   }
 
   /**
@@ -215,7 +216,7 @@ export class LocalGitTransport implements GitTransport {
   private async stdoutPair(): Promise<{ reader: ReusedBufferReader; childEnd: Socket } | undefined> {
     const reader = new ReusedBufferReader(STDOUT_BUFFER);
     try {
-      const { ours, theirs } = await socketPair(reader.onread, this.socketDir);
+      const { ours, theirs } = await this.socketPairs.make(reader.onread);
       reader.attach(ours);
       this.stdoutPairFailing = false;
       return { reader, childEnd: theirs };

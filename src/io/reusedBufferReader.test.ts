@@ -4,15 +4,16 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { ReusedBufferReader } from './reusedBufferReader.js';
-import { socketPair } from './socketPair.js';
+import { SocketPairs } from './socketPair.js';
 
 const BUFFER = 64 * 1024;
 const open: Socket[] = [];
+const pairs = new SocketPairs();
 
 /** A reader on our end of a fresh socket pair, and the other end to write into. */
 async function readerPair(): Promise<{ reader: ReusedBufferReader; writer: Socket }> {
   const reader = new ReusedBufferReader(BUFFER);
-  const { ours, theirs } = await socketPair(reader.onread);
+  const { ours, theirs } = await pairs.make(reader.onread);
   reader.attach(ours);
   theirs.resume();
   open.push(ours, theirs);
@@ -33,6 +34,7 @@ async function writeAll(writer: Socket, data: Buffer, size: number): Promise<voi
 
 after(() => {
   for (const socket of open) socket.destroy();
+  pairs.removeDirectory();
 });
 
 describe('ReusedBufferReader', () => {
