@@ -104,6 +104,11 @@ export class LocalGitTransport implements GitTransport {
     // hooks) instead of orphaning it.
     const config = run.service === 'git-upload-pack' ? this.uploadPackArgs : [];
     const pair = await this.stdoutPair();
+    if (run.signal.aborted) {
+      pair?.reader.destroy();
+      pair?.childEnd.destroy();
+      run.signal.throwIfAborted();
+    }
     let child: ChildProcessByStdio<Writable, Readable | null, Readable>;
     try {
       child = (await spawnGit([...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
