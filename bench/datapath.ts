@@ -41,7 +41,7 @@ let perfRuns = 0;
 const PERF_STAT = process.env.BENCH_PERF_STAT === '1' || process.env.BENCH_PERF_STAT === 'own';
 /** BENCH_PERF_STAT=own: the root process alone (git-sshd's node, OpenSSH's listener), not what it starts. */
 const PERF_STAT_OWN = process.env.BENCH_PERF_STAT === 'own';
-const STAT_EVENTS = ['syscalls:sys_enter_read', 'syscalls:sys_enter_write', 'syscalls:sys_enter_writev', 'syscalls:sys_enter_epoll_pwait', 'syscalls:sys_enter_epoll_wait', 'context-switches', 'page-faults'];
+const STAT_EVENTS = ['syscalls:sys_enter_read', 'syscalls:sys_enter_write', 'syscalls:sys_enter_writev', 'syscalls:sys_enter_epoll_pwait', 'syscalls:sys_enter_epoll_wait', 'syscalls:sys_enter_epoll_ctl', 'context-switches', 'page-faults'];
 const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
 /** --trace-gc lines per server: counted per clone, which machine load does not change. */
 const gcLines = new Map<string, string[]>();

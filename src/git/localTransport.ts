@@ -1,9 +1,12 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { UploadPackOptions } from '../config/types.js';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../io/forward.js';
+import { ReusedBufferReader } from '../io/reusedBufferReader.js';
+import { SocketPairs } from '../io/socketPair.js';
 import { spawnGit } from './spawnGit.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 import { uploadPackConfigArgs } from './uploadPackConfig.js';
@@ -35,6 +38,9 @@ const KILL_AFTER_MS = 5000;
 const SETTLE_TERM_SHARE = 0.6;
 /** After git exits, how long its output pipes may stay open (a hook's background child holding them). */
 const PIPES_AFTER_EXIT_MS = 5000;
+/** The size of each of the two buffers git's stdout is read into (a pipe's read, as Node's own). */
+const STDOUT_BUFFER = 64 * 1024;
+const TRANSIENT_PAIR_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 
 function signalGroup(group: number, signal: NodeJS.Signals): void {
   try {
@@ -58,17 +64,23 @@ export class LocalGitTransport implements GitTransport {
   private readonly running = new Map<number, { readonly end: () => void; readonly exited: Promise<unknown> }>();
 
   private readonly uploadPackArgs: readonly string[];
+  /** Set while socket pairs for git's stdout cannot be made (warned once, not per command). */
+  private stdoutPairFailing = false;
+  /** Where the socket pairs for git's stdout are made. */
+  private readonly socketPairs: SocketPairs;
 
-  /** Without `uploadPack`, git-upload-pack runs with git's own defaults. */
-  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger }) {
+  /** Without `uploadPack`, git-upload-pack runs with git's own defaults; without `socketDir`, the OS's temp directory serves. */
+  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger; socketDir?: string }) {
     this.baseEnv = options.baseEnv;
+    this.socketPairs = new SocketPairs(options.socketDir);
     this.uploadPackArgs = options.uploadPack ? uploadPackConfigArgs(options.uploadPack) : [];
     this.log = options.log;
   }
 
-  /** SIGKILLs every git process group still running (for process exit). */
+  /** SIGKILLs every git process group still running, and removes the socket pairs' directory (for process exit). */
   killAll(): void {
     for (const group of this.groups) signalGroup(group, 'SIGKILL');
+    this.socketPairs.removeDirectory();
   }
 
   /**
@@ -91,11 +103,26 @@ export class LocalGitTransport implements GitTransport {
     // Its own process group, so that an abort also stops what git started (pack-objects,
     // hooks) instead of orphaning it.
     const config = run.service === 'git-upload-pack' ? this.uploadPackArgs : [];
-    const child = (await spawnGit([...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    })) as ChildProcessWithoutNullStreams;
+    const pair = await this.stdoutPair();
+    if (run.signal.aborted) {
+      pair?.reader.destroy();
+      pair?.childEnd.destroy();
+      run.signal.throwIfAborted();
+    }
+    let child: ChildProcessByStdio<Writable, Readable | null, Readable>;
+    try {
+      child = (await spawnGit([...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
+        env,
+        stdio: ['pipe', pair?.childEnd ?? 'pipe', 'pipe'],
+        detached: true,
+      })) as ChildProcessByStdio<Writable, Readable | null, Readable>;
+    } catch (err) {
+      pair?.reader.destroy();
+      throw err;
+    } finally {
+      // git has its own copy now (or none): ours would keep its output open after it exits.
+      pair?.childEnd.destroy();
+    }
     const group = child.pid;
     if (group !== undefined) this.groups.add(group);
     let termTimer: NodeJS.Timeout | undefined;
@@ -103,12 +130,14 @@ export class LocalGitTransport implements GitTransport {
     let leaderExited = false;
     // git's output reaches the client through these, so that ending the session can detach
     // them from git's pipes and decide what becomes of those.
-    const stdout = child.stdout.pipe(new PassThrough());
+    const reader = pair?.reader;
+    const stdout = child.stdout?.pipe(new PassThrough());
     const stderr = child.stderr.pipe(new PassThrough());
     const writesRepository = run.service === 'git-receive-pack';
     const kill = (): void => {
       if (group === undefined || termTimer || leaderExited) return;
       for (const pipe of [child.stdout, child.stderr]) {
+        if (!pipe) continue;
         pipe.unpipe();
         // receive-pack's output is drained: writing to a closed pipe it would die of SIGPIPE
         // half-way through removing its incoming objects. upload-pack and upload-archive only
@@ -116,6 +145,8 @@ export class LocalGitTransport implements GitTransport {
         if (writesRepository) pipe.resume();
         else pipe.destroy();
       }
+      if (writesRepository) reader?.drain();
+      else reader?.destroy();
       run.stdin.unpipe(child.stdin);
       // Closed, not ended: what the client sent and git has not read yet is dropped.
       child.stdin.destroy();
@@ -140,7 +171,8 @@ export class LocalGitTransport implements GitTransport {
         if (group !== undefined) this.running.delete(group);
         pipesTimer = setTimeout(() => {
           this.log.warn('git exited but its output stayed open; closing it');
-          for (const pipe of [child.stdout, child.stderr, stdout, stderr]) pipe.destroy();
+          for (const pipe of [child.stdout, child.stderr, stdout, stderr]) pipe?.destroy();
+          reader?.destroy();
         }, PIPES_AFTER_EXIT_MS).unref();
         resolve(exitStatus(code, signal));
       });
@@ -164,7 +196,7 @@ export class LocalGitTransport implements GitTransport {
     try {
       const [exitCode] = await Promise.all([
         exited,
-        forward(stdout, (chunk) => run.output.write('stdout', chunk), run.signal).catch(settle),
+        forward(reader?.chunks(run.signal) ?? stdout!, (chunk) => run.output.write('stdout', chunk), run.signal).catch(settle),
         forward(stderr, (chunk) => run.output.write('stderr', chunk), run.signal).catch(settle),
       ]);
       return { exitCode, bytesIn };
@@ -178,6 +210,28 @@ export class LocalGitTransport implements GitTransport {
       run.signal.removeEventListener('abort', kill);
       run.stdin.off('data', count);
       run.stdin.unpipe(child.stdin);
+    }
+  }
+
+  /**
+   * A socket pair for git's stdout, read into reused buffers (the clone's data path), or
+   * undefined where none can be made (a temp directory we cannot write, a full disk): then
+   * Node's pipe serves, and the next command tries again.
+   */
+  private async stdoutPair(): Promise<{ reader: ReusedBufferReader; childEnd: Socket } | undefined> {
+    const reader = new ReusedBufferReader(STDOUT_BUFFER);
+    try {
+      const { ours, theirs } = await this.socketPairs.make(reader.onread);
+      reader.attach(ours);
+      this.stdoutPairFailing = false;
+      return { reader, childEnd: theirs };
+    } catch (err) {
+      // Out of descriptors: git cannot start either, and says so.
+      if (!this.stdoutPairFailing && !TRANSIENT_PAIR_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
+        this.log.warn({ err }, 'cannot make a socket pair for git output; reading it through pipes until one can be made');
+      }
+      this.stdoutPairFailing = true;
+      return undefined;
     }
   }
 }

@@ -28,7 +28,9 @@ const isSpawnError = (cause: string) => (err: unknown): boolean =>
 describe('a git that cannot start is reported by its cause', () => {
   test('git missing from PATH: ENOENT, from a transfer and from housekeeping', async () => {
     const env = { PATH: '/nonexistent-bin' };
-    await assert.rejects(uploadPack(new LocalGitTransport({ baseEnv: env, log })), isSpawnError('ENOENT'));
+    const transport = new LocalGitTransport({ baseEnv: env, log });
+    await assert.rejects(uploadPack(transport), isSpawnError('ENOENT'));
+    transport.killAll();
     await assert.rejects(runGit(['--version'], { env }), isSpawnError('ENOENT'));
   });
 
