@@ -29,7 +29,10 @@ const FLOOD_PACKET = 32 * 1024 - 1;
 const FLOOD_BUDGET = 160 * MEGABYTE;
 /**
  * What the client may have sent when it notices the cut-off: the 4 MiB cap, the 2 MiB
- * window, and whatever loopback's socket buffers held in flight (11-29 MiB measured).
+ * window, and what loopback's socket buffers hold, the server having stopped reading at
+ * the violation (9-11 MiB measured, also beside `stress-ng --cpu 2`). Before it stopped
+ * reading, what the client sent grew with how long a loaded machine took to close the
+ * connection: 95 MiB once.
  */
 const FLOOD_SENT_LIMIT = 64 * MEGABYTE;
 /**

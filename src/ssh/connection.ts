@@ -320,6 +320,10 @@ export class Connection {
   private drop(reason: DropReason, detail: string, closeTimeoutMs = CLOSE_TIMEOUT_MS, toClient?: string): void {
     if (this.stopping) return;
     this.options.metrics.connectionsDropped.inc({ reason });
+    // A client that broke the protocol (one flooding past its window) gets nothing more read:
+    // TCP's own window then holds it back, instead of this process decrypting and dropping
+    // whatever it sends until the connection is gone.
+    if (reason === 'protocol_violation') this.options.socket.pause();
     this.stop(detail, closeTimeoutMs, toClient);
   }
 
