@@ -64,7 +64,7 @@ export class SocketPairs {
       await once(server, 'listening');
       accepted = once(server, 'connection') as Promise<[Socket]>;
       ours = connect({ path, onread });
-      const [[theirs]] = await Promise.all([accepted, once(ours, 'connect')]);
+      const [[theirs]] = await Promise.all([Promise.race([accepted, droppedByListener(ours)]), once(ours, 'connect')]);
       // git owns that socket from now on: nothing of ours reads or writes it.
       theirs.on('error', () => undefined);
       // Whoever else might connect before the listener closes gets nothing.
@@ -79,4 +79,16 @@ export class SocketPairs {
       server.close();
     }
   }
+}
+
+/**
+ * Rejects when our end closes before the listener accepted it. Out of descriptors, libuv
+ * accepts and closes a pending connection to keep the listener alive (its "EMFILE trick")
+ * and reports nothing to the server, so `connection` would never come: our end seeing the
+ * close is the only sign. Named EMFILE, the one cause, so that callers treat it as such.
+ */
+function droppedByListener(ours: Socket): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    ours.once('close', () => reject(Object.assign(new Error('the socket pair was dropped before it was accepted: EMFILE (too many open files)'), { code: 'EMFILE' })));
+  });
 }
