@@ -76,7 +76,7 @@ export interface ObserverOptions {
 const REWATCH_MS = 100;
 const LAG_TICK_MS = 100;
 const RELIST_MS = 5000;
-/** Without data for this long, client-node ends a watch (its own default is 30 s: a quiet EndpointSlice). */
+/** Without data for this long, client-node ends a watch (its own default is 30 s: a quiet EndpointSlice); set on a private field, for client-node has no option for it. */
 const WATCH_INACTIVITY_MS = 300_000;
 
 /**
