@@ -23,16 +23,21 @@ export interface RunResult {
   readonly stderr: string;
 }
 
-/** The OpenSSH client options every test uses: no user config, no host key prompts. */
-export function sshArgs(key: ClientKey, port: number, extra: string[] = []): string[] {
+/**
+ * The OpenSSH client options every test uses: no user config, no prompts; host keys
+ * unchecked, or checked strictly against `knownHosts` when given.
+ */
+export function sshArgs(key: ClientKey, port: number, extra: string[] = [], knownHosts?: string): string[] {
+  const hostKeyChecking = knownHosts
+    ? ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null']
+    : ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
   return [
     '-F', '/dev/null',
     '-i', key.path,
     '-o', 'IdentitiesOnly=yes',
     '-o', 'IdentityAgent=none',
     '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
+    ...hostKeyChecking,
     '-o', 'LogLevel=ERROR',
     '-o', 'ConnectTimeout=60',
     '-p', String(port),

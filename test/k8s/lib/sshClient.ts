@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, temporaryDir, type ClientKey, type RunResult } from '../../helpers/client.js';
+import { run, sshArgs, temporaryDir, type ClientKey, type RunResult } from '../../helpers/client.js';
 import { kubectlJson } from './cluster.js';
 
 /**
@@ -16,21 +16,7 @@ export interface Target {
 }
 
 export function clusterSshArgs(key: ClientKey, target: Target, extra: string[] = []): string[] {
-  const hostKeyChecking = target.knownHosts
-    ? ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${target.knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null']
-    : ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
-  return [
-    '-F', '/dev/null',
-    '-i', key.path,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'IdentityAgent=none',
-    '-o', 'BatchMode=yes',
-    ...hostKeyChecking,
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=60',
-    '-p', String(target.port),
-    ...extra,
-  ];
+  return sshArgs(key, target.port, extra, target.knownHosts);
 }
 
 /** `ssh git@HOST COMMAND...` */
