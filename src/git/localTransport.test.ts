@@ -118,4 +118,20 @@ describe('LocalGitTransport reads git\'s stdout', () => {
       transport.killAll();
     }
   });
+
+  test('a spawn helper that cannot run: git starts from the server instead, with the same bytes, and a warning', async () => {
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const spawnHelper = new SpawnHelper({ log: pino({ level: 'silent' }), entry: join(work, 'no-such-helper.js') });
+    const transport = new LocalGitTransport({ baseEnv: env, log, socketDir: mkdtempSync(join(work, 'sockets-')), spawnHelper });
+    try {
+      const { exitCode, stdout } = await advertise(transport);
+      assert.equal(exitCode, direct.status);
+      assert.equal(stdout, expected);
+      assert.match(warnings.join(''), /the spawn helper failed; starting git from the server/);
+    } finally {
+      spawnHelper.close();
+      transport.killAll();
+    }
+  });
 });

@@ -89,12 +89,17 @@ export class SpawnHelper {
       const sent = (err: Error | null): void => {
         if (err) this.settleStart(id, undefined, Object.assign(new Error(`cannot reach the spawn helper: ${err.message}`), { code: 'EHELPER', cause: err }));
       };
-      options.stdio.forEach((socket, index) => {
-        const message: ToHelper = { kind: 'stdio', id, index: index as 0 | 1 | 2 };
-        helper.send(message, socket, sent);
-      });
       const request: ToHelper = { kind: 'spawn', id, command, args, env: options.env, detached: options.detached, ...(options.cwd !== undefined ? { cwd: options.cwd } : {}) };
-      helper.send(request, sent);
+      try {
+        options.stdio.forEach((socket, index) => {
+          const message: ToHelper = { kind: 'stdio', id, index: index as 0 | 1 | 2 };
+          helper.send(message, socket, sent);
+        });
+        helper.send(request, sent);
+      } catch (err) {
+        // The channel is already closed (the helper could not start, or just died).
+        sent(err as Error);
+      }
     });
   }
 
@@ -108,7 +113,11 @@ export class SpawnHelper {
     const helper = fork(this.entry, [], { execArgv: [...this.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.helper = helper;
     helper.on('message', (message: FromHelper) => this.receive(message));
-    helper.on('error', (err) => this.log.error({ err }, 'spawn helper failed'));
+    helper.on('error', (err) => {
+      this.log.error({ err }, 'spawn helper failed');
+      // It never started (EAGAIN, ENOMEM...): no 'exit' will come, so it is lost now.
+      if (helper.pid === undefined) this.lost(helper, null, null);
+    });
     helper.once('exit', (code, signal) => this.lost(helper, code, signal));
     this.referenced(false);
     return helper;
