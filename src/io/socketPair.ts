@@ -67,6 +67,10 @@ export class SocketPairs {
       const [[theirs]] = await Promise.all([Promise.race([accepted, droppedByListener(ours)]), once(ours, 'connect')]);
       // git owns that socket from now on: nothing of ours reads or writes it.
       theirs.on('error', () => undefined);
+      // Not one of the listener's connections any more (it closes below): child_process.send
+      // would otherwise track it for the cluster module, with a list and listeners per
+      // listener, on both sides of the channel, kept as long as the channel lives.
+      (theirs as Socket & { server: unknown }).server = null;
       // Whoever else might connect before the listener closes gets nothing.
       server.on('connection', (stray: Socket) => stray.destroy());
       return { ours, theirs };

@@ -117,6 +117,27 @@ describe('SpawnHelper', () => {
     }
   });
 
+  test('many processes through one helper leave nothing behind per process (no listener, no socket list)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    const helper = new SpawnHelper({ log: silent });
+    try {
+      for (let i = 0; i < 15; i += 1) {
+        const ends = await stdio();
+        const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
+        assert.deepEqual(await once(child, 'exit'), [0, null]);
+        for (const end of [ends.stdin, ends.stdout, ends.stderr]) end.destroy();
+      }
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+      helper.close();
+    }
+  });
+
   test('an idle helper does not keep the server alive: a process that used it ends by itself', async () => {
     const script = join(work, 'uses-helper.mts');
     const source = new URL('./spawnHelper.ts', import.meta.url).pathname;
