@@ -10,7 +10,7 @@
  *   BENCH_VARIANTS=before=/tmp/before npm run bench:spawn
  *   BENCH_HELD=3000 BENCH_ROUNDS=8 BENCH_OPS=10 npm run bench:spawn
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,27 @@ interface Batch {
   readonly ownMs: number;
   readonly wallMs: number;
   readonly failed: number;
+  /** The longest the server's event loop was late during the batch (prom-client's nodejs_eventloop_lag_max_seconds), ms. */
+  readonly loopLagMaxMs: number | undefined;
+}
+
+/** git-sshd's monitoring port: the one it listens on besides SSH. */
+function monitoringPort(server: RunningServer): number | undefined {
+  const lines = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' }).split('\n');
+  for (const line of lines) {
+    if (!line.includes(`pid=${server.pid},`)) continue;
+    const port = Number(/:(\d+)\s/.exec(line.split(/\s+/)[3] + ' ')?.[1]);
+    if (port && port !== server.port) return port;
+  }
+  return undefined;
+}
+
+/** nodejs_eventloop_lag_max_seconds since the last scrape (prom-client resets its histogram on each), ms. */
+async function loopLagMaxMs(port: number | undefined): Promise<number | undefined> {
+  if (port === undefined) return undefined;
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1];
+  return value === undefined ? undefined : Number(value) * 1000;
 }
 
 function operation(key: string, server: RunningServer): Promise<boolean> {
@@ -49,7 +70,8 @@ function operation(key: string, server: RunningServer): Promise<boolean> {
   });
 }
 
-async function batch(key: string, server: RunningServer): Promise<Batch> {
+async function batch(key: string, server: RunningServer, metricsPort: number | undefined): Promise<Batch> {
+  await loopLagMaxMs(metricsPort);
   const tree = server.cpuSeconds();
   const own = ownCpuSeconds(server.pid);
   const started = performance.now();
@@ -58,7 +80,9 @@ async function batch(key: string, server: RunningServer): Promise<Batch> {
   const wall = performance.now() - started;
   // The server's git-upload-pack (OpenSSH's per-connection processes) exit just after the client: let them be reaped.
   await new Promise((done) => setTimeout(done, 300));
-  return { treeMs: ((server.cpuSeconds() - tree) * 1000) / OPS, ownMs: ((ownCpuSeconds(server.pid) - own) * 1000) / OPS, wallMs: wall / OPS, failed };
+  const treeMs = ((server.cpuSeconds() - tree) * 1000) / OPS;
+  const ownMs = ((ownCpuSeconds(server.pid) - own) * 1000) / OPS;
+  return { treeMs, ownMs, wallMs: wall / OPS, failed, loopLagMaxMs: await loopLagMaxMs(metricsPort) };
 }
 
 function rssMiB(pid: number): number {
@@ -71,6 +95,7 @@ async function main(): Promise<void> {
   const unlimited = { max_connections_per_user: '0', max_sessions_per_user: '0', max_startups: '"1000"' };
   const variants = [{ name: 'git-sshd', root: undefined as string | undefined }, ...VARIANTS];
   const rows: string[][] = [];
+  const ratioRows: string[][] = [];
   for (const held of [0, HELD]) {
     const servers: RunningServer[] = [];
     const holding: Held[] = [];
@@ -86,10 +111,11 @@ async function main(): Promise<void> {
       }
       const rss = new Map(servers.map((server) => [server.name, server.name === 'OpenSSH' ? undefined : rssMiB(server.pid)]));
       const batches = new Map(servers.map((server) => [server.name, [] as Batch[]]));
+      const ports = new Map(servers.map((server) => [server.name, server.name === 'OpenSSH' ? undefined : monitoringPort(server)]));
       for (const server of servers) await operation(key, server);
       for (let round = 0; round < ROUNDS; round += 1) {
         const order = servers.map((_, i) => servers[(i + round) % servers.length]!);
-        for (const server of order) batches.get(server.name)!.push(await batch(key, server));
+        for (const server of order) batches.get(server.name)!.push(await batch(key, server, ports.get(server.name)));
         console.error(`${held} held, round ${round + 1}/${ROUNDS}: ${order.map((s) => `${s.name} ${batches.get(s.name)!.at(-1)!.treeMs.toFixed(1)} ms`).join(', ')}`);
       }
       for (const server of servers) {
@@ -102,8 +128,16 @@ async function main(): Promise<void> {
           median(mine.map((b) => b.treeMs)).toFixed(1),
           server.name === 'OpenSSH' ? '' : median(mine.map((b) => b.ownMs)).toFixed(1),
           median(mine.map((b) => b.wallMs)).toFixed(0),
+          server.name === 'OpenSSH' ? '' : median(mine.map((b) => b.loopLagMaxMs ?? NaN)).toFixed(1),
           String(mine.reduce((sum, b) => sum + b.failed, 0)),
         ]);
+      }
+      const baseline = VARIANTS[0] ? batches.get(VARIANTS[0].name)! : undefined;
+      const ours = batches.get('git-sshd')!;
+      if (baseline) {
+        const tree = ours.map((b, i) => b.treeMs / baseline[i]!.treeMs);
+        const own = ours.map((b, i) => b.ownMs / baseline[i]!.ownMs);
+        ratioRows.push([`git-sshd / ${VARIANTS[0]!.name}`, String(held), median(tree).toFixed(3), `${Math.min(...tree).toFixed(2)}–${Math.max(...tree).toFixed(2)}`, median(own).toFixed(3)]);
       }
     } finally {
       for (const got of holding) await release(got);
@@ -112,7 +146,8 @@ async function main(): Promise<void> {
   }
   console.log(
     `# Connections while others are held: ${OPS} sequential operations per batch, ${ROUNDS} rounds, servers in rotating order, curve25519; node ${process.version}; ${new Date().toISOString()}\n\n` +
-      table(['server', 'connections held', 'server RSS MiB', 'server CPU ms per operation (tree, median)', 'root process alone ms', 'wall ms per operation', 'failed'], rows),
+      table(['server', 'connections held', 'server RSS MiB', 'server CPU ms per operation (tree, median)', 'root process alone ms', 'wall ms per operation', 'event loop late at most per batch, ms (median)', 'failed'], rows) +
+      (ratioRows.length ? `\n\nPer round, same rounds:\n\n${table(['pair', 'connections held', 'tree CPU ratio (median)', 'min–max', 'root process ratio (median)'], ratioRows)}` : ''),
   );
 }
 
