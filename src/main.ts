@@ -8,6 +8,7 @@ import { UsersStore } from './backends/local/usersStore.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { GitSshdError } from './errors.js';
+import { SpawnHelper } from './spawn/spawnHelper.js';
 import { LocalGitTransport } from './git/localTransport.js';
 import { RoutingTransport } from './git/routingTransport.js';
 import { GitalyChannels } from './gitaly/channels.js';
@@ -54,7 +55,7 @@ async function start(config: Config, warnings: readonly string[], log: Logger): 
       })
     : undefined;
   const hostKeys = keySecret ? await keySecret.load() : loadHostKeys({ files: config.sshd.hostKeyFiles, dataDir: config.local.dataDir, log });
-  const localTransport = new LocalGitTransport({ baseEnv: config.gitEnv, uploadPack: config.uploadPack, log });
+  const localTransport = new LocalGitTransport({ baseEnv: config.gitEnv, uploadPack: config.uploadPack, log, spawnHelper: new SpawnHelper({ log }) });
   // git runs in process groups of its own, which do not die with us: take them along.
   process.on('exit', () => localTransport.killAll());
   let ssh: SshServer | undefined;

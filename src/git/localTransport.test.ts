@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import type { CommandOutput, OutputStream } from '../io/output.js';
+import { SpawnHelper } from '../spawn/spawnHelper.js';
 import { LocalGitTransport } from './localTransport.js';
 
 const work = mkdtempSync(join(tmpdir(), 'local-transport-test-'));
@@ -33,11 +34,14 @@ function collector(): CommandOutput & { text: (stream: OutputStream) => string }
   };
 }
 
-/** git upload-pack's ref advertisement, asked for with no request after it (git then fails: the client hung up). */
-async function advertise(transport: LocalGitTransport): Promise<{ exitCode: number; stdout: string }> {
+/**
+ * git upload-pack's ref advertisement, asked for with no request after it (git then fails:
+ * the client hung up), or with `request` sent after it (a flush: "nothing wanted", git exits 0).
+ */
+async function advertise(transport: LocalGitTransport, request?: string): Promise<{ exitCode: number; stdout: string }> {
   const output = collector();
   const stdin = new PassThrough();
-  stdin.end();
+  stdin.end(request);
   const outcome = await transport.run({
     service: 'git-upload-pack',
     target: { repo: 'repo', repoDir, env: {} },
@@ -80,5 +84,54 @@ describe('LocalGitTransport reads git\'s stdout', () => {
     }
     assert.equal(warnings.length, 1, 'warned once, not once per command');
     assert.match(warnings[0] ?? '', /cannot make a socket pair for git output/);
+  });
+
+  test('through the spawn helper: git is its child, reads what the client sent, and its output is the same bytes', async () => {
+    const socketDir = mkdtempSync(join(work, 'sockets-'));
+    const parents: number[] = [];
+    // Records who forked each git while it still runs (it waits for the client's request).
+    const spawnHelper = new (class extends SpawnHelper {
+      override async spawn(...args: Parameters<SpawnHelper['spawn']>): ReturnType<SpawnHelper['spawn']> {
+        const child = await super.spawn(...args);
+        const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+        parents.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+        return child;
+      }
+    })({ log: pino({ level: 'silent' }) });
+    const transport = new LocalGitTransport({ baseEnv: env, log: pino({ level: 'silent' }), socketDir, spawnHelper });
+    try {
+      const answered = spawnSync('git', ['upload-pack', '--strict', repoDir], { env, input: '0000', encoding: 'latin1' });
+      assert.equal(answered.status, 0, 'a flush after the advertisement ends upload-pack well');
+      for (let i = 0; i < 3; i += 1) {
+        const { exitCode, stdout } = await advertise(transport, '0000');
+        assert.equal(exitCode, 0, 'git read the flush the client sent');
+        assert.equal(stdout, answered.stdout);
+      }
+      const { exitCode, stdout } = await advertise(transport);
+      assert.equal(exitCode, direct.status, 'a client that hung up is seen as one');
+      assert.equal(stdout, expected);
+      assert.equal(parents.length, 4);
+      assert.ok(parents.every((parent) => parent === spawnHelper.pid && parent !== process.pid), `git's parents: ${parents.join(', ')}`);
+      assert.deepEqual(readdirSync(join(socketDir, readdirSync(socketDir)[0] ?? '')), [], 'no listener path left');
+    } finally {
+      spawnHelper.close();
+      transport.killAll();
+    }
+  });
+
+  test('a spawn helper that cannot run: git starts from the server instead, with the same bytes, and a warning', async () => {
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const spawnHelper = new SpawnHelper({ log: pino({ level: 'silent' }), entry: join(work, 'no-such-helper.js') });
+    const transport = new LocalGitTransport({ baseEnv: env, log, socketDir: mkdtempSync(join(work, 'sockets-')), spawnHelper });
+    try {
+      const { exitCode, stdout } = await advertise(transport);
+      assert.equal(exitCode, direct.status);
+      assert.equal(stdout, expected);
+      assert.match(warnings.join(''), /the spawn helper failed; starting git from the server/);
+    } finally {
+      spawnHelper.close();
+      transport.killAll();
+    }
   });
 });

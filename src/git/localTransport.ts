@@ -6,8 +6,9 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import { forward } from '../io/forward.js';
 import { ReusedBufferReader } from '../io/reusedBufferReader.js';
-import { SocketPairs } from '../io/socketPair.js';
-import { spawnGit } from './spawnGit.js';
+import { SocketPairs, type SocketPair } from '../io/socketPair.js';
+import type { SpawnHelper } from '../spawn/spawnHelper.js';
+import { spawnError, spawnGit } from './spawnGit.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
 import { uploadPackConfigArgs } from './uploadPackConfig.js';
 
@@ -42,6 +43,27 @@ const PIPES_AFTER_EXIT_MS = 5000;
 const STDOUT_BUFFER = 64 * 1024;
 const TRANSIENT_PAIR_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 
+/** What a git run uses of its process, whether this process or the spawn helper started it. */
+interface GitProcess {
+  readonly pid?: number | undefined;
+  readonly stdin: Writable;
+  /** null where git's stdout is read by a ReusedBufferReader. */
+  readonly stdout: Readable | null;
+  readonly stderr: Readable;
+  on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  once(event: 'exit', listener: () => void): unknown;
+}
+
+interface HelperStdio {
+  readonly reader: ReusedBufferReader;
+  readonly stdin: Socket;
+  readonly stderr: Socket;
+  /** git's ends, for the helper. */
+  readonly theirs: readonly [Socket, Socket, Socket];
+  /** Destroys every end still here, for a start that failed. */
+  close(): void;
+}
+
 function signalGroup(group: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-group, signal);
@@ -66,12 +88,15 @@ export class LocalGitTransport implements GitTransport {
   private readonly uploadPackArgs: readonly string[];
   /** Set while socket pairs for git's stdout cannot be made (warned once, not per command). */
   private stdoutPairFailing = false;
-  /** Where the socket pairs for git's stdout are made. */
+  /** Where the socket pairs for git's stdio are made. */
   private readonly socketPairs: SocketPairs;
+  /** Starts git where this process's fork would be costly (spawnHelper.ts); none: from this process. */
+  private readonly spawnHelper: SpawnHelper | undefined;
 
   /** Without `uploadPack`, git-upload-pack runs with git's own defaults; without `socketDir`, the OS's temp directory serves. */
-  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger; socketDir?: string }) {
+  constructor(options: { baseEnv: Readonly<Record<string, string>>; uploadPack?: UploadPackOptions; log: Logger; socketDir?: string; spawnHelper?: SpawnHelper }) {
     this.baseEnv = options.baseEnv;
+    this.spawnHelper = options.spawnHelper;
     this.socketPairs = new SocketPairs(options.socketDir);
     this.uploadPackArgs = options.uploadPack ? uploadPackConfigArgs(options.uploadPack) : [];
     this.log = options.log;
@@ -103,26 +128,8 @@ export class LocalGitTransport implements GitTransport {
     // Its own process group, so that an abort also stops what git started (pack-objects,
     // hooks) instead of orphaning it.
     const config = run.service === 'git-upload-pack' ? this.uploadPackArgs : [];
-    const pair = await this.stdoutPair();
-    if (run.signal.aborted) {
-      pair?.reader.destroy();
-      pair?.childEnd.destroy();
-      run.signal.throwIfAborted();
-    }
-    let child: ChildProcessByStdio<Writable, Readable | null, Readable>;
-    try {
-      child = (await spawnGit([...config, ...SUBCOMMAND[run.service], run.target.repoDir], {
-        env,
-        stdio: ['pipe', pair?.childEnd ?? 'pipe', 'pipe'],
-        detached: true,
-      })) as ChildProcessByStdio<Writable, Readable | null, Readable>;
-    } catch (err) {
-      pair?.reader.destroy();
-      throw err;
-    } finally {
-      // git has its own copy now (or none): ours would keep its output open after it exits.
-      pair?.childEnd.destroy();
-    }
+    const started = await this.start([...config, ...SUBCOMMAND[run.service], run.target.repoDir], env, run.signal);
+    const { child, reader } = started;
     const group = child.pid;
     if (group !== undefined) this.groups.add(group);
     let termTimer: NodeJS.Timeout | undefined;
@@ -130,7 +137,6 @@ export class LocalGitTransport implements GitTransport {
     let leaderExited = false;
     // git's output reaches the client through these, so that ending the session can detach
     // them from git's pipes and decide what becomes of those.
-    const reader = pair?.reader;
     const stdout = child.stdout?.pipe(new PassThrough());
     const stderr = child.stderr.pipe(new PassThrough());
     const writesRepository = run.service === 'git-receive-pack';
@@ -159,10 +165,6 @@ export class LocalGitTransport implements GitTransport {
     run.signal.addEventListener('abort', kill, { once: true });
     let pipesTimer: NodeJS.Timeout | undefined;
     const exited = new Promise<number>((resolve) => {
-      child.on('error', (err) => {
-        this.log.error({ err }, 'git process failed to start');
-        resolve(128);
-      });
       child.on('exit', (code, signal) => {
         // Its group id may be given to a stranger once it is gone: no signal after this.
         leaderExited = true;
@@ -205,12 +207,90 @@ export class LocalGitTransport implements GitTransport {
       throw err;
     } finally {
       clearTimeout(pipesTimer);
-      if (group !== undefined && child.exitCode !== null) this.groups.delete(group);
+      if (group !== undefined && leaderExited) this.groups.delete(group);
       else if (group !== undefined) child.once('exit', () => this.groups.delete(group));
       run.signal.removeEventListener('abort', kill);
       run.stdin.off('data', count);
       run.stdin.unpipe(child.stdin);
     }
+  }
+
+  /**
+   * Starts git: through the spawn helper where there is one and three socket pairs can be
+   * made (git's stdout read into reused buffers), else from this process, with a socket
+   * pair for stdout if one can be made and Node's pipes for the rest.
+   */
+  private async start(args: readonly string[], env: Record<string, string>, signal: AbortSignal): Promise<{ child: GitProcess; reader: ReusedBufferReader | undefined }> {
+    if (this.spawnHelper) {
+      const stdio = await this.helperStdio();
+      if (stdio) {
+        if (signal.aborted) {
+          stdio.close();
+          signal.throwIfAborted();
+        }
+        try {
+          const child = await this.spawnHelper.spawn('git', args, { env, detached: true, stdio: stdio.theirs });
+          return { child: Object.assign(child, { stdin: stdio.stdin, stdout: null, stderr: stdio.stderr }), reader: stdio.reader };
+        } catch (err) {
+          stdio.close();
+          if ((err as NodeJS.ErrnoException).code !== 'EHELPER') throw spawnError(err);
+          this.log.warn({ err }, 'the spawn helper failed; starting git from the server');
+        }
+      }
+    }
+    const pair = await this.stdoutPair();
+    if (signal.aborted) {
+      pair?.reader.destroy();
+      pair?.childEnd.destroy();
+      signal.throwIfAborted();
+    }
+    try {
+      const child = (await spawnGit(args, { env, stdio: ['pipe', pair?.childEnd ?? 'pipe', 'pipe'], detached: true })) as ChildProcessByStdio<Writable, Readable | null, Readable>;
+      // After 'spawn' only a failed kill() or send() could emit it; neither is used.
+      child.on('error', (err) => this.log.error({ err }, 'git process error'));
+      return { child, reader: pair?.reader };
+    } catch (err) {
+      pair?.reader.destroy();
+      throw err;
+    } finally {
+      // git has its own copy now (or none): ours would keep its output open after it exits.
+      pair?.childEnd.destroy();
+    }
+  }
+
+  /** Socket pairs for git's stdin, stdout and stderr, or undefined where they cannot be made (then the fallback's own errors speak). */
+  private async helperStdio(): Promise<HelperStdio | undefined> {
+    const reader = new ReusedBufferReader(STDOUT_BUFFER);
+    const made: SocketPair[] = [];
+    try {
+      made.push(await this.socketPairs.make());
+      made.push(await this.socketPairs.make(reader.onread));
+      made.push(await this.socketPairs.make());
+    } catch (err) {
+      for (const pair of made) {
+        pair.ours.destroy();
+        pair.theirs.destroy();
+      }
+      reader.destroy();
+      this.pairFailed(err);
+      return undefined;
+    }
+    this.stdoutPairFailing = false;
+    const [stdin, stdout, stderr] = made as [SocketPair, SocketPair, SocketPair];
+    reader.attach(stdout.ours);
+    return {
+      reader,
+      stdin: stdin.ours,
+      stderr: stderr.ours,
+      theirs: [stdin.theirs, stdout.theirs, stderr.theirs],
+      close: () => {
+        for (const pair of made) {
+          pair.ours.destroy();
+          pair.theirs.destroy();
+        }
+        reader.destroy();
+      },
+    };
   }
 
   /**
@@ -226,12 +306,16 @@ export class LocalGitTransport implements GitTransport {
       this.stdoutPairFailing = false;
       return { reader, childEnd: theirs };
     } catch (err) {
-      // Out of descriptors: git cannot start either, and says so.
-      if (!this.stdoutPairFailing && !TRANSIENT_PAIR_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
-        this.log.warn({ err }, 'cannot make a socket pair for git output; reading it through pipes until one can be made');
-      }
-      this.stdoutPairFailing = true;
+      this.pairFailed(err);
       return undefined;
     }
+  }
+
+  private pairFailed(err: unknown): void {
+    // Out of descriptors: git cannot start either, and says so.
+    if (!this.stdoutPairFailing && !TRANSIENT_PAIR_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
+      this.log.warn({ err }, 'cannot make a socket pair for git output; reading it through pipes until one can be made');
+    }
+    this.stdoutPairFailing = true;
   }
 }

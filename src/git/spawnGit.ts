@@ -43,7 +43,7 @@ export function spawnGit(args: readonly string[], options: SpawnOptions): Promis
   });
 }
 
-function spawnError(err: unknown): GitSshdError {
+export function spawnError(err: unknown): GitSshdError {
   const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
   const why = CAUSES[code] ?? (err as Error).message;
   return new GitSshdError(ERR_GIT_SPAWN, `cannot start git: ${code}: ${why}`, {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface SocketPair {
-  /** Our end: reads with the given `onread` (into the caller's buffers, not a fresh one per read). */
+  /** Our end: reads with the given `onread` (into the caller's buffers, not a fresh one per read), if one was given. */
   readonly ours: Socket;
   /** The other end, paused, to be handed to a child's stdio and then destroyed here. */
   readonly theirs: Socket;
@@ -28,7 +28,7 @@ export class SocketPairs {
 
   constructor(private readonly parent: string = tmpdir()) {}
 
-  async make(onread: OnReadOpts): Promise<SocketPair> {
+  async make(onread?: OnReadOpts): Promise<SocketPair> {
     try {
       return await this.connect(onread, await this.privateDirectory());
     } catch (err) {
@@ -54,7 +54,7 @@ export class SocketPairs {
     return this.directory;
   }
 
-  private async connect(onread: OnReadOpts, directory: string): Promise<SocketPair> {
+  private async connect(onread: OnReadOpts | undefined, directory: string): Promise<SocketPair> {
     const path = join(directory, String((this.count += 1)));
     const server = createServer({ pauseOnConnect: true });
     let ours: Socket | undefined;
@@ -63,10 +63,14 @@ export class SocketPairs {
       server.listen(path);
       await once(server, 'listening');
       accepted = once(server, 'connection') as Promise<[Socket]>;
-      ours = connect({ path, onread });
+      ours = connect(onread ? { path, onread } : { path });
       const [[theirs]] = await Promise.all([Promise.race([accepted, droppedByListener(ours)]), once(ours, 'connect')]);
       // git owns that socket from now on: nothing of ours reads or writes it.
       theirs.on('error', () => undefined);
+      // Not one of the listener's connections any more (it closes below): child_process.send
+      // would otherwise track it for the cluster module, with a list and listeners per
+      // listener, on both sides of the channel, kept as long as the channel lives.
+      (theirs as Socket & { server: unknown }).server = null;
       // Whoever else might connect before the listener closes gets nothing.
       server.on('connection', (stray: Socket) => stray.destroy());
       return { ours, theirs };

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import pino from 'pino';
+import { waitUntil } from '../../test/helpers/wait.js';
+import { SocketPairs } from '../io/socketPair.js';
+import { SpawnHelper } from './spawnHelper.js';
+
+const work = mkdtempSync(join(tmpdir(), 'spawn-helper-test-'));
+const pairs = new SocketPairs(work);
+after(() => {
+  pairs.removeDirectory();
+  rmSync(work, { recursive: true, force: true });
+});
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+const silent = pino({ level: 'silent' });
+
+/** Three socket pairs: our ends to talk to the child, theirs for its stdin, stdout and stderr. */
+async function stdio(): Promise<{ stdin: Socket; stdout: Socket; stderr: Socket; theirs: [Socket, Socket, Socket] }> {
+  const [stdin, stdout, stderr] = [await pairs.make(), await pairs.make(), await pairs.make()];
+  return { stdin: stdin.ours, stdout: stdout.ours, stderr: stderr.ours, theirs: [stdin.theirs, stdout.theirs, stderr.theirs] };
+}
+
+async function readAll(socket: Socket): Promise<string> {
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  await once(socket, 'end');
+  return text;
+}
+
+function parentOf(pid: number): number {
+  // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after its ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('SpawnHelper', () => {
+  test('starts a process from the helper with our sockets as its stdio, and reports its exit code', async () => {
+    const helper = new SpawnHelper({ log: silent });
+    try {
+      const ends = await stdio();
+      const child = await helper.spawn('sh', ['-c', 'read line; echo "out:$line"; echo "err:$line" >&2; exit 3'], { env, detached: true, stdio: ends.theirs });
+      assert.ok(helper.pid !== undefined && helper.pid !== process.pid);
+      assert.equal(parentOf(child.pid), helper.pid, 'the helper forked it, not this process');
+      const exited = once(child, 'exit');
+      const [out, err] = [readAll(ends.stdout), readAll(ends.stderr)];
+      ends.stdin.end('hello\n');
+      assert.deepEqual(await exited, [3, null]);
+      assert.equal(await out, 'out:hello\n');
+      assert.equal(await err, 'err:hello\n');
+      assert.equal(child.exitCode, 3);
+    } finally {
+      helper.close();
+    }
+  });
+
+  test('a command that does not exist is refused with its errno, and the helper serves on', async () => {
+    const helper = new SpawnHelper({ log: silent });
+    try {
+      await assert.rejects(helper.spawn('git-sshd-no-such-command', [], { env, detached: false, stdio: (await stdio()).theirs }), { code: 'ENOENT' });
+      const ends = await stdio();
+      const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
+      assert.deepEqual(await once(child, 'exit'), [0, null]);
+    } finally {
+      helper.close();
+    }
+  });
+
+  test('a process killed by a signal is reported with it', async () => {
+    const helper = new SpawnHelper({ log: silent });
+    try {
+      const ends = await stdio();
+      const child = await helper.spawn('sleep', ['600'], { env, detached: true, stdio: ends.theirs });
+      const exited = once(child, 'exit');
+      process.kill(-child.pid, 'SIGTERM');
+      assert.deepEqual(await exited, [null, 'SIGTERM']);
+    } finally {
+      helper.close();
+    }
+  });
+
+  test('if the helper dies, what it started is killed and reported so, and the next spawn starts a new helper', async () => {
+    const errors: string[] = [];
+    const helper = new SpawnHelper({ log: pino({ level: 'error' }, { write: (line: string) => void errors.push(line) }) });
+    try {
+      const ends = await stdio();
+      // A grandchild in the same group: the whole group goes, not only its leader.
+      const child = await helper.spawn('sh', ['-c', 'sleep 600 & echo $!; wait'], { env, detached: true, stdio: ends.theirs });
+      const grandchild = Number((await once(ends.stdout, 'data'))[0].toString().trim());
+      const first = helper.pid!;
+      const exited = once(child, 'exit');
+      process.kill(first, 'SIGKILL');
+      assert.deepEqual(await exited, [null, 'SIGKILL']);
+      await waitUntil('the orphaned group to be gone', () => !alive(child.pid) && !alive(grandchild), 30_000, 50);
+      assert.match(errors.join(''), /the spawn helper exited/);
+
+      const next = await stdio();
+      const again = await helper.spawn('true', [], { env, detached: false, stdio: next.theirs });
+      assert.notEqual(helper.pid, first);
+      assert.deepEqual(await once(again, 'exit'), [0, null]);
+    } finally {
+      helper.close();
+    }
+  });
+
+  test('many processes through one helper leave nothing behind per process (no listener, no socket list)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    const helper = new SpawnHelper({ log: silent });
+    try {
+      for (let i = 0; i < 15; i += 1) {
+        const ends = await stdio();
+        const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
+        assert.deepEqual(await once(child, 'exit'), [0, null]);
+        for (const end of [ends.stdin, ends.stdout, ends.stderr]) end.destroy();
+      }
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+      helper.close();
+    }
+  });
+
+  test('an idle helper does not keep the server alive: a process that used it ends by itself', async () => {
+    const script = join(work, 'uses-helper.mts');
+    const source = new URL('./spawnHelper.ts', import.meta.url).pathname;
+    const socketPair = new URL('../io/socketPair.ts', import.meta.url).pathname;
+    writeFileSync(
+      script,
+      [
+        `import { SpawnHelper } from '${source}';`,
+        `import { SocketPairs } from '${socketPair}';`,
+        `const log = { error() {}, warn() {}, info() {}, debug() {} };`,
+        `const pairs = new SocketPairs(${JSON.stringify(work)});`,
+        `const ends = [await pairs.make(), await pairs.make(), await pairs.make()];`,
+        `const child = await new SpawnHelper({ log } as never).spawn('true', [], { env: { PATH: process.env.PATH! }, detached: false, stdio: [ends[0].theirs, ends[1].theirs, ends[2].theirs] });`,
+        `child.on('exit', (code) => { console.log('child exited', code); for (const end of ends) end.ours.destroy(); });`,
+      ].join('\n'),
+    );
+    const user = spawn(process.execPath, [...process.execArgv.filter((arg) => !arg.startsWith('--test')), script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    user.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const timer = setTimeout(() => user.kill('SIGKILL'), 60_000);
+    try {
+      const [code, signal] = (await once(user, 'exit')) as [number | null, string | null];
+      assert.equal(signal, null, 'it had to be killed: the helper kept it alive');
+      assert.equal(code, 0);
+      assert.match(output, /child exited 0/);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+});

@@ -1,0 +1,192 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../logging/logger.js';
+import type { FromHelper, ToHelper } from './protocol.js';
+
+/** A process the helper started: what the server reads of a ChildProcess. */
+export class HelperChild extends EventEmitter<{ exit: [code: number | null, signal: NodeJS.Signals | null] }> {
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+
+  /** `detached`: the child leads a process group of its own. */
+  constructor(
+    readonly pid: number,
+    readonly detached: boolean,
+  ) {
+    super();
+  }
+
+  /** @internal the helper reported its end. */
+  ended(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.exitCode !== null || this.signalCode !== null) return;
+    this.exitCode = code;
+    this.signalCode = signal;
+    // A process that exits at once is reported in the same read as its start: the caller
+    // awaiting the start listens from the next microtask on, so 'exit' waits one turn of the
+    // event loop, as a ChildProcess's does.
+    setImmediate(() => this.emit('exit', code, signal));
+  }
+}
+
+export interface HelperSpawnOptions {
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  /** A process group of its own (its id is the pid). */
+  readonly detached: boolean;
+  /** The child's ends of its stdin, stdout and stderr; handed over (closed here) once sent. */
+  readonly stdio: readonly [Socket, Socket, Socket];
+}
+
+/** Options the server runs with that must not reach the helper (profilers, inspectors, the test runner). */
+const NOT_FOR_THE_HELPER = /^--(cpu-prof|heap-prof|prof|inspect|debug|trace|diagnostic-dir|test|experimental-test|watch|perf-)/;
+
+/**
+ * Starts git (or any command) from a small helper process instead of the server itself.
+ *
+ * Node starts a child with fork(2) then exec, from the main thread, and waits there until the
+ * exec is done. fork copies the page tables of everything the server has touched: at the
+ * server's 120-140 MB that cost 5-9 ms of CPU per start, stopped the event loop for 12-20 ms
+ * (every connection waited), and the child paid again to tear the copy down; the parent then
+ * faults on the first write to each page it shares. The helper is a Node process that does
+ * nothing else, so it stays small and its forks cheap, and the server's loop never waits for
+ * one (docs/benchmarks.md, "Connections").
+ *
+ * The child's stdio are socket pairs the server made (git's stdout read into reused buffers,
+ * as before); their other ends go to the helper over IPC and on to the child. Exits come back
+ * as messages. If the helper dies, the processes it started are reported killed and their
+ * groups are killed (their exit can no longer be seen); the next spawn starts a new helper.
+ */
+export class SpawnHelper {
+  private helper: ChildProcess | undefined;
+  private nextId = 1;
+  private readonly starting = new Map<number, { readonly detached: boolean; resolve: (child: HelperChild) => void; reject: (err: Error) => void }>();
+  private readonly children = new Map<number, HelperChild>();
+  private readonly log: Logger;
+  private readonly entry: string;
+  private readonly execArgv: readonly string[];
+
+  constructor(options: { log: Logger; entry?: string }) {
+    this.log = options.log;
+    // From the sources (a TypeScript loader is running us, and passes itself on in execArgv) or from dist/.
+    const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    this.entry = options.entry ?? fileURLToPath(new URL(`./helperMain${extension}`, import.meta.url));
+    this.execArgv = process.execArgv.filter((arg) => !NOT_FOR_THE_HELPER.test(arg));
+  }
+
+  /** The helper's pid, once started (for tests and the log). */
+  get pid(): number | undefined {
+    return this.helper?.pid;
+  }
+
+  spawn(command: string, args: readonly string[], options: HelperSpawnOptions): Promise<HelperChild> {
+    const helper = this.running();
+    const id = this.nextId++;
+    return new Promise<HelperChild>((resolve, reject) => {
+      this.starting.set(id, { detached: options.detached, resolve, reject });
+      this.referenced(true);
+      const sent = (err: Error | null): void => {
+        if (err) this.settleStart(id, undefined, Object.assign(new Error(`cannot reach the spawn helper: ${err.message}`), { code: 'EHELPER', cause: err }));
+      };
+      const request: ToHelper = { kind: 'spawn', id, command, args, env: options.env, detached: options.detached, ...(options.cwd !== undefined ? { cwd: options.cwd } : {}) };
+      try {
+        options.stdio.forEach((socket, index) => {
+          const message: ToHelper = { kind: 'stdio', id, index: index as 0 | 1 | 2 };
+          helper.send(message, socket, sent);
+        });
+        helper.send(request, sent);
+      } catch (err) {
+        // The channel is already closed (the helper could not start, or just died).
+        sent(err as Error);
+      }
+    });
+  }
+
+  /** Stops the helper (what it started runs on); a later spawn starts another. */
+  close(): void {
+    this.helper?.disconnect();
+  }
+
+  private running(): ChildProcess {
+    if (this.helper) return this.helper;
+    const helper = fork(this.entry, [], { execArgv: [...this.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    this.helper = helper;
+    helper.on('message', (message: FromHelper) => this.receive(message));
+    helper.on('error', (err) => {
+      this.log.error({ err }, 'spawn helper failed');
+      // It never started (EAGAIN, ENOMEM...): no 'exit' will come, so it is lost now.
+      if (helper.pid === undefined) this.lost(helper, null, null);
+    });
+    helper.once('exit', (code, signal) => this.lost(helper, code, signal));
+    this.referenced(false);
+    return helper;
+  }
+
+  private receive(message: FromHelper): void {
+    switch (message.kind) {
+      case 'spawned': {
+        const child = new HelperChild(message.pid, this.starting.get(message.id)?.detached ?? false);
+        this.children.set(message.id, child);
+        this.settleStart(message.id, child);
+        break;
+      }
+      case 'failed':
+        this.settleStart(message.id, undefined, Object.assign(new Error(message.message), { code: message.code }));
+        break;
+      case 'exit': {
+        const child = this.children.get(message.id);
+        this.children.delete(message.id);
+        this.referenced(this.busy());
+        child?.ended(message.code, message.signal);
+        break;
+      }
+    }
+  }
+
+  private settleStart(id: number, child: HelperChild | undefined, err?: Error): void {
+    const waiting = this.starting.get(id);
+    if (!waiting) return;
+    this.starting.delete(id);
+    this.referenced(this.busy());
+    if (child) waiting.resolve(child);
+    else waiting.reject(err!);
+  }
+
+  private lost(helper: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.helper === helper) this.helper = undefined;
+    const orphans = [...this.children.values()];
+    if (this.starting.size > 0 || orphans.length > 0) {
+      this.log.error({ code, signal, starting: this.starting.size, running: orphans.length }, 'the spawn helper exited; what it was starting failed and what it started is killed');
+    }
+    for (const id of [...this.starting.keys()]) {
+      this.settleStart(id, undefined, Object.assign(new Error(`the spawn helper exited (${signal ?? code})`), { code: 'EHELPER' }));
+    }
+    this.children.clear();
+    for (const child of orphans) {
+      try {
+        process.kill(child.detached ? -child.pid : child.pid, 'SIGKILL');
+      } catch {
+        // Already gone, or not a group leader.
+      }
+      child.ended(null, 'SIGKILL');
+    }
+  }
+
+  private busy(): boolean {
+    return this.starting.size > 0 || this.children.size > 0;
+  }
+
+  /** The helper keeps the server's event loop alive only while something of it is pending. */
+  private referenced(busy: boolean): void {
+    const helper = this.helper;
+    if (!helper) return;
+    if (busy) {
+      helper.ref();
+      helper.channel?.ref();
+    } else {
+      helper.unref();
+      helper.channel?.unref();
+    }
+  }
+}
