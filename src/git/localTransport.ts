@@ -163,6 +163,8 @@ export class LocalGitTransport implements GitTransport {
       }, writesRepository ? EOF_GRACE_MS : 0).unref();
     };
     run.signal.addEventListener('abort', kill, { once: true });
+    // Aborted while git was starting: the listener above never fires for that.
+    if (run.signal.aborted) kill();
     let pipesTimer: NodeJS.Timeout | undefined;
     const exited = new Promise<number>((resolve) => {
       child.on('exit', (code, signal) => {
@@ -230,6 +232,8 @@ export class LocalGitTransport implements GitTransport {
         }
         try {
           const child = await this.spawnHelper.spawn('git', args, { env, detached: true, stdio: stdio.theirs });
+          // As a ChildProcess does: what git's descendants may still hold of stdin gets EOF.
+          child.once('exit', () => stdio.stdin.destroy());
           return { child: Object.assign(child, { stdin: stdio.stdin, stdout: null, stderr: stdio.stderr }), reader: stdio.reader };
         } catch (err) {
           stdio.close();

@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { waitUntil } from '../../test/helpers/wait.js';
 import { SocketPairs } from '../io/socketPair.js';
-import { SpawnHelper } from './spawnHelper.js';
+import { loaderOptions, SpawnHelper } from './spawnHelper.js';
 
 const work = mkdtempSync(join(tmpdir(), 'spawn-helper-test-'));
 const pairs = new SocketPairs(work);
@@ -39,6 +39,12 @@ function parentOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
+/** /proc/PID/stat's process group. */
+function groupOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -66,6 +72,40 @@ describe('SpawnHelper', () => {
     } finally {
       helper.close();
     }
+  });
+
+  test('the helper leads a process group of its own: a signal to the server\'s group (a Ctrl-C) does not reach it', async () => {
+    const helper = new SpawnHelper({ log: silent });
+    try {
+      const ends = await stdio();
+      const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
+      await once(child, 'exit');
+      assert.equal(groupOf(helper.pid!), helper.pid);
+      assert.notEqual(groupOf(helper.pid!), groupOf(process.pid));
+    } finally {
+      helper.close();
+    }
+  });
+
+  test('a helper that cannot start: the spawn is refused with EHELPER, and for a while later ones are at once, without a new fork', async () => {
+    const errors: string[] = [];
+    const helper = new SpawnHelper({ log: pino({ level: 'error' }, { write: (line: string) => void errors.push(line) }), entry: join(work, 'no-such-helper.js') });
+    const first = await stdio();
+    const ends = await stdio();
+    try {
+      await assert.rejects(helper.spawn('true', [], { env, detached: false, stdio: first.theirs }), { code: 'EHELPER' });
+      assert.match(errors.join(''), /the spawn helper could not start/);
+      await assert.rejects(helper.spawn('true', [], { env, detached: false, stdio: ends.theirs }), { code: 'EHELPER', message: /not retried yet/ });
+      assert.equal(helper.pid, undefined, 'no helper was forked for it');
+    } finally {
+      // What a caller does with a refused start (LocalGitTransport's close()).
+      for (const end of [first, ends].flatMap((set) => [...set.theirs, set.stdin, set.stdout, set.stderr])) end.destroy();
+    }
+  });
+
+  test('the helper gets the server\'s loader options with their values, and none of its other options', () => {
+    assert.deepEqual(loaderOptions(['--cpu-prof', '--cpu-prof-dir', '/tmp/x', '--import', 'tsx', '--require=./a.js', '--inspect-port=9229', '--test-timeout=5', '-r', 'b']), ['--import', 'tsx', '--require=./a.js', '-r', 'b']);
+    assert.deepEqual(loaderOptions([]), []);
   });
 
   test('a command that does not exist is refused with its errno, and the helper serves on', async () => {

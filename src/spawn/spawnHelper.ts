@@ -39,8 +39,24 @@ export interface HelperSpawnOptions {
   readonly stdio: readonly [Socket, Socket, Socket];
 }
 
-/** Options the server runs with that must not reach the helper (profilers, inspectors, the test runner). */
-const NOT_FOR_THE_HELPER = /^--(cpu-prof|heap-prof|prof|inspect|debug|trace|diagnostic-dir|test|experimental-test|watch|perf-)/;
+/** Node options that load code (a TypeScript loader when run from the sources): the only ones the helper takes from the server. */
+const LOADER_OPTIONS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+
+/** The loader options of `execArgv`, with their values (`--import x` or `--import=x`); profilers, inspectors and the test runner's options stay with the server. */
+export function loaderOptions(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i += 1) {
+    const arg = execArgv[i]!;
+    const name = arg.split('=')[0]!;
+    if (!LOADER_OPTIONS.has(name)) continue;
+    if (arg.includes('=')) kept.push(arg);
+    else if (i + 1 < execArgv.length) kept.push(arg, execArgv[(i += 1)]!);
+  }
+  return kept;
+}
+
+/** After a helper that served nothing (it could not start), how long git starts from the server before the next try. */
+const RETRY_AFTER_MS = 60_000;
 
 /**
  * Starts git (or any command) from a small helper process instead of the server itself.
@@ -66,13 +82,17 @@ export class SpawnHelper {
   private readonly log: Logger;
   private readonly entry: string;
   private readonly execArgv: readonly string[];
+  /** Until then, spawns are refused at once (EHELPER): the last helper could not start. */
+  private retryAt = 0;
+  /** Whether the current helper has answered anything (it runs, as opposed to failing to start). */
+  private answered = false;
 
   constructor(options: { log: Logger; entry?: string }) {
     this.log = options.log;
     // From the sources (a TypeScript loader is running us, and passes itself on in execArgv) or from dist/.
     const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
     this.entry = options.entry ?? fileURLToPath(new URL(`./helperMain${extension}`, import.meta.url));
-    this.execArgv = process.execArgv.filter((arg) => !NOT_FOR_THE_HELPER.test(arg));
+    this.execArgv = loaderOptions(process.execArgv);
   }
 
   /** The helper's pid, once started (for tests and the log). */
@@ -81,13 +101,20 @@ export class SpawnHelper {
   }
 
   spawn(command: string, args: readonly string[], options: HelperSpawnOptions): Promise<HelperChild> {
-    const helper = this.running();
+    if (Date.now() < this.retryAt) return Promise.reject(helperError('the spawn helper could not start recently; not retried yet'));
+    let helper: ChildProcess;
+    try {
+      helper = this.running();
+    } catch (err) {
+      // fork itself failed (ENOMEM, EAGAIN): the caller starts git itself, and says why if that fails too.
+      return Promise.reject(helperError(`cannot start the spawn helper: ${(err as Error).message}`, err));
+    }
     const id = this.nextId++;
     return new Promise<HelperChild>((resolve, reject) => {
       this.starting.set(id, { detached: options.detached, resolve, reject });
       this.referenced(true);
       const sent = (err: Error | null): void => {
-        if (err) this.settleStart(id, undefined, Object.assign(new Error(`cannot reach the spawn helper: ${err.message}`), { code: 'EHELPER', cause: err }));
+        if (err) this.settleStart(id, undefined, helperError(`cannot reach the spawn helper: ${err.message}`, err));
       };
       const request: ToHelper = { kind: 'spawn', id, command, args, env: options.env, detached: options.detached, ...(options.cwd !== undefined ? { cwd: options.cwd } : {}) };
       try {
@@ -103,22 +130,29 @@ export class SpawnHelper {
     });
   }
 
-  /** Stops the helper (what it started runs on); a later spawn starts another. */
+  /** Stops the helper; what it started is killed as when it dies (for tests and a server that is done). A later spawn starts another. */
   close(): void {
-    this.helper?.disconnect();
+    if (this.helper?.connected) this.helper.disconnect();
   }
 
   private running(): ChildProcess {
     if (this.helper) return this.helper;
-    const helper = fork(this.entry, [], { execArgv: [...this.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    // A process group of its own: a Ctrl-C or a signal to the server's group (which the
+    // server takes as a drain) must not kill it, and with it every git it started.
+    const helper = fork(this.entry, [], { execArgv: [...this.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', detached: true });
     this.helper = helper;
-    helper.on('message', (message: FromHelper) => this.receive(message));
+    this.answered = false;
+    helper.on('message', (message: FromHelper) => {
+      this.answered = true;
+      this.receive(message);
+    });
     helper.on('error', (err) => {
       this.log.error({ err }, 'spawn helper failed');
-      // It never started (EAGAIN, ENOMEM...): no 'exit' will come, so it is lost now.
+      // It never started (EAGAIN, ENOMEM...): no 'close' will come, so it is lost now.
       if (helper.pid === undefined) this.lost(helper, null, null);
     });
-    helper.once('exit', (code, signal) => this.lost(helper, code, signal));
+    // 'close', not 'exit': every message it sent before it died has been handled by then.
+    helper.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.lost(helper, code, signal));
     this.referenced(false);
     return helper;
   }
@@ -126,7 +160,13 @@ export class SpawnHelper {
   private receive(message: FromHelper): void {
     switch (message.kind) {
       case 'spawned': {
-        const child = new HelperChild(message.pid, this.starting.get(message.id)?.detached ?? false);
+        const waiting = this.starting.get(message.id);
+        if (!waiting) {
+          // Its caller gave up (the channel failed mid-request) and started git itself: this one must not run on unseen.
+          signalProcess(message.pid, true, 'SIGKILL');
+          break;
+        }
+        const child = new HelperChild(message.pid, waiting.detached);
         this.children.set(message.id, child);
         this.settleStart(message.id, child);
         break;
@@ -154,21 +194,22 @@ export class SpawnHelper {
   }
 
   private lost(helper: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.helper === helper) this.helper = undefined;
+    if (this.helper !== helper) return;
+    this.helper = undefined;
+    if (!this.answered && this.starting.size > 0) {
+      this.retryAt = Date.now() + RETRY_AFTER_MS;
+      this.log.error({ code, signal, retry_in_ms: RETRY_AFTER_MS }, 'the spawn helper could not start; git starts from the server until it is tried again');
+    }
     const orphans = [...this.children.values()];
     if (this.starting.size > 0 || orphans.length > 0) {
       this.log.error({ code, signal, starting: this.starting.size, running: orphans.length }, 'the spawn helper exited; what it was starting failed and what it started is killed');
     }
     for (const id of [...this.starting.keys()]) {
-      this.settleStart(id, undefined, Object.assign(new Error(`the spawn helper exited (${signal ?? code})`), { code: 'EHELPER' }));
+      this.settleStart(id, undefined, helperError(`the spawn helper exited (${signal ?? code})`));
     }
     this.children.clear();
     for (const child of orphans) {
-      try {
-        process.kill(child.detached ? -child.pid : child.pid, 'SIGKILL');
-      } catch {
-        // Already gone, or not a group leader.
-      }
+      signalProcess(child.pid, child.detached, 'SIGKILL');
       child.ended(null, 'SIGKILL');
     }
   }
@@ -188,5 +229,18 @@ export class SpawnHelper {
       helper.unref();
       helper.channel?.unref();
     }
+  }
+}
+
+function helperError(message: string, cause?: unknown): Error {
+  return Object.assign(new Error(message), { code: 'EHELPER' }, cause === undefined ? {} : { cause });
+}
+
+/** Signals a process, or its whole group where it leads one; one already gone is no error. */
+function signalProcess(pid: number, group: boolean, signal: NodeJS.Signals): void {
+  try {
+    process.kill(group ? -pid : pid, signal);
+  } catch {
+    // Already gone.
   }
 }

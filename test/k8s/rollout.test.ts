@@ -21,7 +21,7 @@ import { kubectlJson, kubectlOk, ok } from './lib/cluster.js';
 import { testNamespace } from './lib/namespace.js';
 import { clusterIP } from './lib/pods.js';
 import { clusterGit, clusterUrl } from './lib/sshClient.js';
-import { attribute, logTime } from './load/attribution.js';
+import { attribute, logTime, servedBy } from './load/attribution.js';
 import type { ClusterObserver } from './load/clusterObserver.js';
 import { LoadGenerator, makeBigRepository, type Operation, type WorkerPlan } from './load/loadGenerator.js';
 import { adminUsersYaml, canReadKubeProxyRules, chartObserver, sharedHostPathClaim } from './load/release.js';
@@ -203,8 +203,11 @@ describe('rolling update under load (3 replicas, local backend)', { timeout: 1_8
     // An operation in flight may already be past its transfer (a clone's fsck runs after the
     // connection closed), so each must end with the pod's summary line, and the slow clone
     // this test waited for must be among those whose connection the pod closed after the delete.
-    const summaries = observer.pods.get(victim!)!.logs.filter((line) => line.msg === 'connection closed');
-    const summaryOf = (op: Operation) => summaries.find((line) => line.remote_port === op.connections.at(-1)?.localPort);
+    const victimLogs = new Map([[victim!, observer.pods.get(victim!)!.logs]]);
+    const summaryOf = (op: Operation) => {
+      const connection = op.connections.at(-1);
+      return connection ? servedBy(connection, victimLogs)?.summary : undefined;
+    };
     const unsummarized = inFlight.filter((op) => summaryOf(op) === undefined).map((op) => op.worker);
     assert.deepEqual(unsummarized, [], `${victim} did not log the end of every connection it was serving`);
     const servedThroughDelete = inFlight.filter((op) => logTime(summaryOf(op)!) >= started);
