@@ -54,38 +54,46 @@ function alive(pid: number): boolean {
   }
 }
 
-describe('SpawnHelper', () => {
-  test('starts a process from the helper with our sockets as its stdio, and reports its exit code', async () => {
-    const helper = new SpawnHelper({ log: silent });
-    try {
-      const ends = await stdio();
-      const child = await helper.spawn('sh', ['-c', 'read line; echo "out:$line"; echo "err:$line" >&2; exit 3'], { env, detached: true, stdio: ends.theirs });
-      assert.ok(helper.pid !== undefined && helper.pid !== process.pid);
-      assert.equal(parentOf(child.pid), helper.pid, 'the helper forked it, not this process');
-      const exited = once(child, 'exit');
-      const [out, err] = [readAll(ends.stdout), readAll(ends.stderr)];
-      ends.stdin.end('hello\n');
-      assert.deepEqual(await exited, [3, null]);
-      assert.equal(await out, 'out:hello\n');
-      assert.equal(await err, 'err:hello\n');
-      assert.equal(child.exitCode, 3);
-    } finally {
-      helper.close();
-    }
-  });
+/** Runs `body` with a helper of its own, stopped afterwards whatever happens. */
+async function withHelper(body: (helper: SpawnHelper) => Promise<void>): Promise<void> {
+  const helper = new SpawnHelper({ log: silent });
+  try {
+    await body(helper);
+  } finally {
+    helper.close();
+  }
+}
 
-  test('the helper leads a process group of its own: a signal to the server\'s group (a Ctrl-C) does not reach it', async () => {
-    const helper = new SpawnHelper({ log: silent });
-    try {
-      const ends = await stdio();
-      const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
-      await once(child, 'exit');
-      assert.equal(groupOf(helper.pid!), helper.pid);
-      assert.notEqual(groupOf(helper.pid!), groupOf(process.pid));
-    } finally {
-      helper.close();
-    }
-  });
+/** `true` through the helper, to its exit: its code and signal. */
+async function runTrue(helper: SpawnHelper): Promise<unknown[]> {
+  const child = await helper.spawn('true', [], { env, detached: false, stdio: (await stdio()).theirs });
+  return once(child, 'exit');
+}
+
+describe('SpawnHelper', () => {
+  test('starts a process from the helper with our sockets as its stdio, and reports its exit code', () =>
+    withHelper(async (helper) => {
+    const ends = await stdio();
+    const child = await helper.spawn('sh', ['-c', 'read line; echo "out:$line"; echo "err:$line" >&2; exit 3'], { env, detached: true, stdio: ends.theirs });
+    assert.ok(helper.pid !== undefined && helper.pid !== process.pid);
+    assert.equal(parentOf(child.pid), helper.pid, 'the helper forked it, not this process');
+    const exited = once(child, 'exit');
+    const [out, err] = [readAll(ends.stdout), readAll(ends.stderr)];
+    ends.stdin.end('hello\n');
+    assert.deepEqual(await exited, [3, null]);
+    assert.equal(await out, 'out:hello\n');
+    assert.equal(await err, 'err:hello\n');
+    assert.equal(child.exitCode, 3);
+    }));
+
+  test('the helper leads a process group of its own: a signal to the server\'s group (a Ctrl-C) does not reach it', () =>
+    withHelper(async (helper) => {
+    const ends = await stdio();
+    const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
+    await once(child, 'exit');
+    assert.equal(groupOf(helper.pid!), helper.pid);
+    assert.notEqual(groupOf(helper.pid!), groupOf(process.pid));
+    }));
 
   test('a helper that cannot start: the spawn is refused with EHELPER, and for a while later ones are at once, without a new fork', async () => {
     const errors: string[] = [];
@@ -108,30 +116,22 @@ describe('SpawnHelper', () => {
     assert.deepEqual(loaderOptions([]), []);
   });
 
-  test('a command that does not exist is refused with its errno, and the helper serves on', async () => {
-    const helper = new SpawnHelper({ log: silent });
-    try {
-      await assert.rejects(helper.spawn('git-sshd-no-such-command', [], { env, detached: false, stdio: (await stdio()).theirs }), { code: 'ENOENT' });
-      const ends = await stdio();
-      const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
-      assert.deepEqual(await once(child, 'exit'), [0, null]);
-    } finally {
-      helper.close();
-    }
-  });
+  test('a command that does not exist is refused with its errno, and the helper serves on', () =>
+    withHelper(async (helper) => {
+    await assert.rejects(helper.spawn('git-sshd-no-such-command', [], { env, detached: false, stdio: (await stdio()).theirs }), { code: 'ENOENT' });
+    const ends = await stdio();
+    const child = await helper.spawn('true', [], { env, detached: false, stdio: ends.theirs });
+    assert.deepEqual(await once(child, 'exit'), [0, null]);
+    }));
 
-  test('a process killed by a signal is reported with it', async () => {
-    const helper = new SpawnHelper({ log: silent });
-    try {
-      const ends = await stdio();
-      const child = await helper.spawn('sleep', ['600'], { env, detached: true, stdio: ends.theirs });
-      const exited = once(child, 'exit');
-      process.kill(-child.pid, 'SIGTERM');
-      assert.deepEqual(await exited, [null, 'SIGTERM']);
-    } finally {
-      helper.close();
-    }
-  });
+  test('a process killed by a signal is reported with it', () =>
+    withHelper(async (helper) => {
+    const ends = await stdio();
+    const child = await helper.spawn('sleep', ['600'], { env, detached: true, stdio: ends.theirs });
+    const exited = once(child, 'exit');
+    process.kill(-child.pid, 'SIGTERM');
+    assert.deepEqual(await exited, [null, 'SIGTERM']);
+    }));
 
   test('if the helper dies, what it started is killed and reported so, and the next spawn starts a new helper', async () => {
     const errors: string[] = [];
