@@ -128,8 +128,7 @@ export class LocalGitTransport implements GitTransport {
     // Its own process group, so that an abort also stops what git started (pack-objects,
     // hooks) instead of orphaning it.
     const config = run.service === 'git-upload-pack' ? this.uploadPackArgs : [];
-    const started = await this.start([...config, ...SUBCOMMAND[run.service], run.target.repoDir], env, run.signal);
-    const { child, reader } = started;
+    const { child, reader } = await this.start([...config, ...SUBCOMMAND[run.service], run.target.repoDir], env, run.signal);
     const group = child.pid;
     if (group !== undefined) this.groups.add(group);
     let termTimer: NodeJS.Timeout | undefined;
@@ -266,16 +265,19 @@ export class LocalGitTransport implements GitTransport {
   private async helperStdio(): Promise<HelperStdio | undefined> {
     const reader = new ReusedBufferReader(STDOUT_BUFFER);
     const made: SocketPair[] = [];
-    try {
-      made.push(await this.socketPairs.make());
-      made.push(await this.socketPairs.make(reader.onread));
-      made.push(await this.socketPairs.make());
-    } catch (err) {
+    const close = (): void => {
       for (const pair of made) {
         pair.ours.destroy();
         pair.theirs.destroy();
       }
       reader.destroy();
+    };
+    try {
+      made.push(await this.socketPairs.make());
+      made.push(await this.socketPairs.make(reader.onread));
+      made.push(await this.socketPairs.make());
+    } catch (err) {
+      close();
       this.pairFailed(err);
       return undefined;
     }
@@ -287,13 +289,7 @@ export class LocalGitTransport implements GitTransport {
       stdin: stdin.ours,
       stderr: stderr.ours,
       theirs: [stdin.theirs, stdout.theirs, stderr.theirs],
-      close: () => {
-        for (const pair of made) {
-          pair.ours.destroy();
-          pair.theirs.destroy();
-        }
-        reader.destroy();
-      },
+      close,
     };
   }
 
