@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { makeKey } from './helpers/client.js';
 
-// What patches/ssh2+1.17.0+003+datapath.patch changes in ssh2's outbound data path:
+// What patches/ssh2+1.17.0+004+datapath.patch changes in ssh2's outbound data path:
 // packets carved from shared slabs, padding from a pool of random bytes, and the socket
 // corked for a tick so that a channel write's packets leave in one writev.
 

@@ -161,7 +161,7 @@ export function assertInteropTools(): void {
 export function runGroup(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return run(command, args, { timeoutMs: 90_000, ...options, processGroup: true });
 }

@@ -1,10 +1,14 @@
 // goclient is a small ssh(1)-like client on golang.org/x/crypto/ssh, so that git and the
 // interop tests can drive git-sshd through Go's SSH implementation:
 //
-//	goclient [-p port] [-i key] [-o SendEnv=NAME]... [-kex a,b] [-rekey-bytes n] user@host command...
+//	goclient [-p port] [-i key] [-o SendEnv=NAME]... [-kex a,b] [-rekey-bytes n] [-input-first] user@host command...
 //
 // It copies stdin/stdout/stderr and exits with the remote command's status (255 when the
 // connection fails), as ssh does. Host keys are not checked: the tests run on loopback.
+//
+// -input-first sends all of stdin and its EOF before the command is requested. A Go
+// program writing to a session's stdin pipe can do this by chance; the flag makes that
+// order certain, for tests.
 package main
 
 import (
@@ -28,6 +32,7 @@ func main() {
 	keyFile := flag.String("i", "", "private key file")
 	kex := flag.String("kex", "", "key exchange algorithms, in order of preference")
 	rekeyBytes := flag.Uint64("rekey-bytes", 0, "rekey after this many bytes (0: Go's default)")
+	inputFirst := flag.Bool("input-first", false, "send stdin and its EOF before requesting the command")
 	var options optionList
 	flag.Var(&options, "o", "ssh option; only SendEnv=NAME is used")
 	flag.Parse()
@@ -35,10 +40,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: goclient -i key [-p port] user@host [command...]")
 		os.Exit(255)
 	}
-	os.Exit(run(flag.Arg(0), *port, *keyFile, *kex, *rekeyBytes, options, strings.Join(flag.Args()[1:], " ")))
+	os.Exit(run(flag.Arg(0), *port, *keyFile, *kex, *rekeyBytes, *inputFirst, options, strings.Join(flag.Args()[1:], " ")))
 }
 
-func run(destination, port, keyFile, kex string, rekeyBytes uint64, options []string, command string) int {
+func run(destination, port, keyFile, kex string, rekeyBytes uint64, inputFirst bool, options []string, command string) int {
 	user, host, found := strings.Cut(destination, "@")
 	if !found {
 		user, host = os.Getenv("USER"), destination
@@ -83,10 +88,19 @@ func run(destination, port, keyFile, kex string, rekeyBytes uint64, options []st
 	if err != nil {
 		return fail(err)
 	}
-	go func() {
-		io.Copy(stdin, os.Stdin)
-		stdin.Close()
-	}()
+	if inputFirst {
+		if _, err := io.Copy(stdin, os.Stdin); err != nil {
+			return fail(err)
+		}
+		if err := stdin.Close(); err != nil {
+			return fail(err)
+		}
+	} else {
+		go func() {
+			io.Copy(stdin, os.Stdin)
+			stdin.Close()
+		}()
+	}
 	if command == "" {
 		err = session.Shell()
 	} else {
