@@ -7,6 +7,7 @@ import type { Logger } from '../logging/logger.js';
 import { forward } from '../io/forward.js';
 import { ReusedBufferReader } from '../io/reusedBufferReader.js';
 import { SocketPairs, type SocketPair } from '../io/socketPair.js';
+import { signalProcess } from '../spawn/signal.js';
 import type { SpawnHelper } from '../spawn/spawnHelper.js';
 import { spawnError, spawnGit } from './spawnGit.js';
 import type { GitOutcome, GitRun, GitTransport } from './transport.js';
@@ -64,14 +65,6 @@ interface HelperStdio {
   close(): void;
 }
 
-function signalGroup(group: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-group, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
@@ -104,7 +97,7 @@ export class LocalGitTransport implements GitTransport {
 
   /** SIGKILLs every git process group still running, and removes the socket pairs' directory (for process exit). */
   killAll(): void {
-    for (const group of this.groups) signalGroup(group, 'SIGKILL');
+    for (const group of this.groups) signalProcess(group, true, 'SIGKILL');
     this.socketPairs.removeDirectory();
   }
 
@@ -117,7 +110,7 @@ export class LocalGitTransport implements GitTransport {
     for (const { end } of this.running.values()) end();
     const all = Promise.all([...this.running.values()].map(({ exited }) => exited));
     await Promise.race([all, delay(timeoutMs * SETTLE_TERM_SHARE)]);
-    for (const group of this.running.keys()) signalGroup(group, 'SIGTERM');
+    for (const group of this.running.keys()) signalProcess(group, true, 'SIGTERM');
     await Promise.race([all, delay(timeoutMs * (1 - SETTLE_TERM_SHARE))]);
   }
 
@@ -157,8 +150,8 @@ export class LocalGitTransport implements GitTransport {
       child.stdin.destroy();
       // A reading git has nothing to clean up: no reason to let pack-objects compute on.
       termTimer = setTimeout(() => {
-        signalGroup(group, 'SIGTERM');
-        killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), KILL_AFTER_MS).unref();
+        signalProcess(group, true, 'SIGTERM');
+        killTimer = setTimeout(() => signalProcess(group, true, 'SIGKILL'), KILL_AFTER_MS).unref();
       }, writesRepository ? EOF_GRACE_MS : 0).unref();
     };
     run.signal.addEventListener('abort', kill, { once: true });

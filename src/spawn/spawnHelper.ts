@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.js';
 import type { FromHelper, ToHelper } from './protocol.js';
+import { signalProcess } from './signal.js';
 
 /** A process the helper started: what the server reads of a ChildProcess. */
 export class HelperChild extends EventEmitter<{ exit: [code: number | null, signal: NodeJS.Signals | null] }> {
@@ -234,13 +235,4 @@ export class SpawnHelper {
 
 function helperError(message: string, cause?: unknown): Error {
   return Object.assign(new Error(message), { code: 'EHELPER' }, cause === undefined ? {} : { cause });
-}
-
-/** Signals a process, or its whole group where it leads one; one already gone is no error. */
-function signalProcess(pid: number, group: boolean, signal: NodeJS.Signals): void {
-  try {
-    process.kill(group ? -pid : pid, signal);
-  } catch {
-    // Already gone.
-  }
 }
