@@ -30,6 +30,12 @@ test('a group signal reaches the leader and what it started; a process already g
     assert.doesNotThrow(() => signalProcess(leader.pid!, true, 'SIGKILL'));
     assert.doesNotThrow(() => signalProcess(leader.pid!, false, 'SIGTERM'));
   } finally {
-    signalProcess(leader.pid!, true, 'SIGKILL');
+    // Not through the function under test: a broken one must not leave the sleep behind.
+    try {
+      process.kill(-leader.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    leader.stdout!.destroy();
   }
 });
